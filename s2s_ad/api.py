@@ -1,0 +1,185 @@
+"""The public transformations and the cache of generated code."""
+import functools
+import inspect
+import weakref
+
+import numpy as np
+
+from . import specialize
+from .emit import compile_function
+from .errors import TransformError
+from .frontend import fence, parse
+from .frontend.normalize import normalize
+from .ir import Var
+from .reverse import adjoint_source
+
+# func -> {(transformation, wrt): {signature: Entry}}: shared by every grad(f) of one f.
+_CACHE = weakref.WeakKeyDictionary()
+
+
+class Entry:
+    __slots__ = ("fn", "scope")
+
+    def __init__(self, fn, scope):
+        self.fn = fn
+        self.scope = scope
+
+
+class Transformed:
+    """A derivative of `func`, generated and compiled on first use for each call signature
+    (shapes, dtypes, container structure) and cached."""
+
+    def __init__(self, func, kind, wrt):
+        if isinstance(func, Transformed):
+            raise TransformError(f"{kind} of an s2s_ad transformation is not supported yet",
+                                 advice="differentiate the original function")
+        self.func = func
+        self.kind = kind
+        self.wrt = wrt
+        self.__name__ = f"{kind}_{getattr(func, '__name__', 'f')}"
+        self.__qualname__ = self.__name__
+        self.__doc__ = f"{kind} of {getattr(func, '__qualname__', func)} (s2s_ad)"
+        try:
+            params = list(inspect.signature(func).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        self._nparams = len(params)
+        self._signature = inspect.signature(func) if params else None
+        self._wrt_names = _wrt_names(func, params, wrt)
+        per_func = _CACHE.setdefault(func, {}) if _weakrefable(func) else {}
+        self._entries = per_func.setdefault((kind, self._wrt_names, isinstance(wrt, tuple)), {})
+
+    def _args(self, args, kwargs):
+        if not kwargs and len(args) == self._nparams:
+            return args
+        if self._signature is None:
+            raise TypeError(f"{self.__name__} got unexpected arguments")
+        bound = self._signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return tuple(bound.arguments.values())
+
+    def specialization(self, *args, **kwargs):
+        """The generated function for these arguments (transforming on a cache miss)."""
+        args = self._args(args, kwargs)
+        key = tuple(map(specialize.signature, args))
+        entry = self._entries.get(key)
+        if entry is None or not entry.scope.still_valid():
+            entry = self._entries[key] = self._transform(args)
+        return entry.fn, args
+
+    def __call__(self, *args, **kwargs):
+        if not kwargs and len(args) == self._nparams:
+            key = tuple(map(specialize.signature, args))
+            entry = self._entries.get(key)
+            if entry is not None and entry.scope.still_valid():
+                return entry.fn(*args)
+        fn, args = self.specialization(*args, **kwargs)
+        return fn(*args)
+
+    def _transform(self, args):
+        source = parse.read(self.func)
+        fence.check(source)
+        program, scope = normalize(source)
+        for name in self._wrt_names:
+            _check_differentiable(name, args[program.params.index(name)])
+        infos, value = specialize.record(program, args)
+        out = specialize.atom_info(program.result, infos, program.env)
+        if not out.is_scalar and out.kind != "float":
+            shape = out.shape if out.kind == "array" else out.kind
+            raise ValueError(
+                f"{self.kind} needs {program.name} to return a scalar, but it returned "
+                f"{'an array of shape ' + str(shape) if out.kind == 'array' else 'a ' + str(shape)}. "
+                "Use s2s_ad.jacobian for the derivative of every output, or reduce the "
+                "output to a scalar first (for example with .sum()).")
+        with_value = self.kind == "value_and_grad"
+        name, src = adjoint_source(program, infos, list(self._wrt_names), with_value,
+                                   as_tuple=isinstance(self.wrt, tuple))
+        fn = compile_function(src, name, program.env)
+        return Entry(fn, scope)
+
+
+def _weakrefable(obj):
+    try:
+        weakref.ref(obj)
+        return True
+    except TypeError:
+        return False
+
+
+def _wrt_names(func, params, wrt):
+    names = [p.name for p in params]
+    items = wrt if isinstance(wrt, tuple) else (wrt,)
+    out = []
+    for item in items:
+        if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+            if not -len(names) <= item < len(names):
+                raise ValueError(f"wrt={item} but {getattr(func, '__name__', func)} takes "
+                                 f"{len(names)} argument(s)")
+            out.append(names[item])
+        elif isinstance(item, str):
+            if item not in names:
+                raise ValueError(f"wrt={item!r} is not a parameter of "
+                                 f"{getattr(func, '__name__', func)}; its parameters are {names}")
+            out.append(item)
+        else:
+            raise TypeError(f"wrt must be an argument index, a parameter name or a tuple of "
+                            f"those, not {item!r}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"wrt lists the same argument twice: {wrt!r}")
+    return tuple(out)
+
+
+def _check_differentiable(name, value, path=""):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_differentiable(name, v, f"{path}[{k!r}]")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_differentiable(name, v, f"{path}[{i}]")
+        return
+    if isinstance(value, float):
+        return
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and np.issubdtype(dtype, np.floating):
+        return
+    what = f"an array of dtype {dtype}" if dtype is not None else f"a {type(value).__name__}"
+    raise TypeError(
+        f"cannot differentiate with respect to `{name}{path}`: it is {what}. s2s_ad "
+        "differentiates floats and float32/float64 arrays (or dicts, lists and tuples of "
+        f"them); convert it with np.asarray({name}, dtype=float) or leave it out of wrt.")
+
+
+def _decorator(kind):
+    def transform(func=None, wrt=0):
+        if func is None:
+            return lambda f: Transformed(f, kind, wrt)
+        if not callable(func):
+            raise TypeError(f"{kind} needs a function, got {func!r}")
+        return Transformed(func, kind, wrt)
+    transform.__name__ = kind
+    return transform
+
+
+grad = _decorator("grad")
+grad.__doc__ = """The gradient of scalar-valued `func` with respect to `args[wrt]`.
+
+Usable as `grad(f)`, `grad(f, wrt=(0, 'b'))`, `@grad` and `@grad(wrt=...)`."""
+value_and_grad = _decorator("value_and_grad")
+value_and_grad.__doc__ = """`(func(*args), gradient)` from one forward and one backward sweep."""
+
+
+def source(transformed, *args, **kwargs):
+    """The generated source of a transformed function.
+
+    With arguments, the specialisation for them (generating it if needed); without, the
+    most recently generated one."""
+    if not isinstance(transformed, Transformed):
+        raise TypeError("source() takes a function returned by an s2s_ad transformation")
+    if args or kwargs:
+        fn, _ = transformed.specialization(*args, **kwargs)
+        return fn.__s2s_source__
+    if not transformed._entries:
+        raise ValueError(f"{transformed.__name__} has not been called yet, so no code has "
+                         "been generated: call it once, or pass example arguments to source()")
+    return list(transformed._entries.values())[-1].fn.__s2s_source__

@@ -1,0 +1,93 @@
+"""Small builders for gast trees, so that transformations read as the code they make."""
+import gast
+
+
+def name(id_, store=False):
+    return gast.Name(id=id_, ctx=gast.Store() if store else gast.Load(),
+                     annotation=None, type_comment=None)
+
+
+def const(value):
+    return gast.Constant(value=value, kind=None)
+
+
+def attr(value, attr_name):
+    if isinstance(value, str):
+        value = dotted(value)
+    return gast.Attribute(value=value, attr=attr_name, ctx=gast.Load())
+
+
+def dotted(path):
+    """`np.linalg.norm` -> Attribute(Attribute(Name(np), linalg), norm)."""
+    head, *rest = path.split(".")
+    node = name(head)
+    for part in rest:
+        node = gast.Attribute(value=node, attr=part, ctx=gast.Load())
+    return node
+
+
+def call(func, args=(), keywords=None):
+    if isinstance(func, str):
+        func = dotted(func)
+    kws = [gast.keyword(arg=k, value=v) for k, v in (keywords or {}).items()]
+    return gast.Call(func=func, args=list(args), keywords=kws)
+
+
+def assign(target, value):
+    if isinstance(target, str):
+        target = name(target, store=True)
+    return gast.Assign(targets=[target], value=value, type_comment=None)
+
+
+def aug_add(target, value):
+    return gast.AugAssign(target=target, op=gast.Add(), value=value)
+
+
+def subscript(value, index, store=False):
+    return gast.Subscript(value=value, slice=index,
+                          ctx=gast.Store() if store else gast.Load())
+
+
+def tuple_(elts):
+    return gast.Tuple(elts=list(elts), ctx=gast.Load())
+
+
+def list_(elts):
+    return gast.List(elts=list(elts), ctx=gast.Load())
+
+
+def dict_(keys, values):
+    return gast.Dict(keys=list(keys), values=list(values))
+
+
+def binop(left, op, right):
+    return gast.BinOp(left=left, op=op, right=right)
+
+
+def neg(operand):
+    return gast.UnaryOp(op=gast.USub(), operand=operand)
+
+
+def ret(value):
+    return gast.Return(value=value)
+
+
+def is_const(node, value=None):
+    if not isinstance(node, gast.Constant):
+        return False
+    return value is None or (type(node.value) in (int, float) and node.value == value)
+
+
+def parse_expr(src):
+    return gast.parse(src, mode="eval").body
+
+
+def load_names(node):
+    """Every name read anywhere inside `node`."""
+    return {n.id for n in gast.walk(node)
+            if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load)}
+
+
+def stored_names(node):
+    return {n.id for n in gast.walk(node)
+            if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}

@@ -1,0 +1,89 @@
+"""Trees to text to a compiled function: the only module that writes source.
+
+Generated source is registered with `linecache` under a stable name, so tracebacks show
+its lines and `inspect.getsource` can read it back (which is how transformations compose).
+"""
+import ast
+import linecache
+
+import gast
+import numpy as np
+
+from . import astb, runtime
+from .ir import Op, render
+from .primitives import ASTYPE, ATTRIBUTE, INDEX, LEN, OPERATOR_OF, TRANSPOSE_T, spell
+
+
+def op_expr(op: Op):
+    """The right-hand side of `op.target = ...` as the user would write it."""
+    prim, args = op.prim, [render(a) for a in op.args]
+    kwargs = {k: render(v) for k, v in op.kwargs.items()}
+    if prim in OPERATOR_OF and not kwargs:
+        kind = OPERATOR_OF[prim]
+        if kind is gast.USub:
+            return astb.neg(args[0])
+        if issubclass(kind, gast.cmpop):
+            return gast.Compare(left=args[0], ops=[kind()], comparators=[args[1]])
+        return astb.binop(args[0], kind(), args[1])
+    if prim is INDEX:
+        return astb.subscript(args[0], args[1])
+    if prim is TRANSPOSE_T:
+        return astb.attr(args[0], "T")
+    if prim is ATTRIBUTE:
+        return astb.attr(args[0], op.args[1].value)
+    if prim is ASTYPE:
+        return astb.call(astb.attr(args[0], "astype"), args[1:], kwargs)
+    if prim is LEN:
+        return astb.call("len", args)
+    return astb.call(op.callee or spell(prim), args, kwargs)
+
+
+def op_stmt(op: Op):
+    return astb.assign(op.target, op_expr(op))
+
+
+def unparse(node):
+    if isinstance(node, gast.AST):
+        node = gast.gast_to_ast(node)
+    return ast.unparse(ast.fix_missing_locations(node))
+
+
+def function_source(name, params, blocks, docstring=None, imports=()):
+    """Source of `def name(params):` whose body is blocks of (comment, statements)."""
+    out = [f"import numpy as np"]
+    if imports:
+        out.append(f"from s2s_ad.runtime import {', '.join(sorted(imports))}")
+    out += ["", "", f"def {name}({', '.join(params)}):"]
+    if docstring:
+        body = docstring.strip("\n").split("\n")
+        out.append('    """' + body[0])
+        out += [("    " + line) if line else "" for line in body[1:]]
+        if len(body) > 1:
+            out.append('    """')
+        else:
+            out[-1] += '"""'
+    for comment, stmts in blocks:
+        if comment:
+            out.append("    # " + comment)
+        for stmt in stmts:
+            for line in unparse(stmt).split("\n"):
+                out.append("    " + line)
+    return "\n".join(out) + "\n"
+
+
+_COUNTS = {}
+
+
+def compile_function(source, name, env):
+    """Compile generated source; its lines are kept in linecache for tracebacks."""
+    _COUNTS[name] = _COUNTS.get(name, 0) + 1
+    filename = f"<s2s_ad: {name}#{_COUNTS[name]}>"
+    lines = source.splitlines(keepends=True)
+    linecache.cache[filename] = (len(source), None, lines, filename)
+    namespace = {"np": np, "__name__": "s2s_ad.generated"}
+    namespace.update({k: getattr(runtime, k) for k in runtime.__all__})
+    namespace.update(env)
+    exec(compile(source, filename, "exec"), namespace)
+    fn = namespace[name]
+    fn.__s2s_source__ = source
+    return fn

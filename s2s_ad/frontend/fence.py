@@ -1,0 +1,160 @@
+"""Reject, before any transformation, every construct the compiler does not support.
+
+Each refusal names the construct, points at it, and says what to write instead, so that
+nothing unsupported can reach the transformations and come out as a wrong number.
+"""
+import gast
+
+from ..primitives import BINOPS, COMPARES
+
+_LOOP = ("loops are not supported yet", "write the iterations out, or vectorise the loop "
+         "body over a new leading axis")
+ADVICE = {
+    gast.If: ("`if` statements are not supported yet",
+              "select values with np.where(condition, a, b)"),
+    gast.IfExp: ("conditional expressions are not supported yet",
+                 "select values with np.where(condition, a, b)"),
+    gast.BoolOp: ("`and` / `or` are not supported yet",
+                  "combine boolean arrays with np.logical_and / np.logical_or"),
+    gast.For: _LOOP, gast.While: _LOOP, gast.AsyncFor: _LOOP,
+    gast.Break: _LOOP, gast.Continue: _LOOP,
+    gast.ListComp: ("list comprehensions are not supported yet", "write the elements out"),
+    gast.GeneratorExp: ("generator expressions are not supported", "write the elements out"),
+    gast.SetComp: ("set comprehensions are not supported", "use arrays"),
+    gast.DictComp: ("dict comprehensions are not supported yet", "write the entries out"),
+    gast.Try: ("try/except is not supported",
+               "move error handling outside the differentiated function"),
+    gast.With: ("`with` blocks are not supported",
+                "move the context manager outside the differentiated function"),
+    gast.AsyncWith: ("`async with` is not supported", "use a plain function"),
+    gast.Yield: ("generators (`yield`) are not supported", "return a value"),
+    gast.YieldFrom: ("generators (`yield from`) are not supported", "return a value"),
+    gast.Await: ("`await` is not supported", "use a plain function"),
+    gast.Global: ("`global` writes are not supported",
+                  "pass the value in as an argument and return the new one"),
+    gast.Nonlocal: ("`nonlocal` writes are not supported",
+                    "pass the value in as an argument and return the new one"),
+    gast.Lambda: ("lambdas are not supported yet", "use a module-level def"),
+    gast.FunctionDef: ("nested function definitions are not supported yet",
+                       "define the helper at module level"),
+    gast.AsyncFunctionDef: ("async functions are not supported", "use a plain def"),
+    gast.ClassDef: ("class definitions inside the function are not supported",
+                    "define the class at module level"),
+    gast.Delete: ("`del` is not supported", "drop the statement"),
+    gast.Import: ("imports inside the function are not supported", "import at module level"),
+    gast.ImportFrom: ("imports inside the function are not supported", "import at module level"),
+    gast.Assert: ("`assert` is not supported inside a differentiated function",
+                  "check the inputs before calling it"),
+    gast.Raise: ("`raise` is not supported inside a differentiated function",
+                 "check the inputs before calling it"),
+    gast.Dict: ("dict literals are not supported yet", "return arrays or a tuple of arrays"),
+    gast.Set: ("set literals are not supported", "use arrays"),
+    gast.JoinedStr: ("f-strings are not supported", "use constant strings as keys"),
+    gast.Starred: ("`*` unpacking is not supported", "pass the arguments one by one"),
+    gast.NamedExpr: ("`:=` is not supported", "assign on a separate line"),
+    gast.Match: ("`match` is not supported", "use np.where"),
+}
+
+_ALLOWED = (
+    gast.Assign, gast.AugAssign, gast.AnnAssign, gast.Return, gast.Expr, gast.Pass,
+    gast.Name, gast.Constant, gast.BinOp, gast.UnaryOp, gast.Compare, gast.Call,
+    gast.keyword, gast.Attribute, gast.Subscript, gast.Slice, gast.Tuple, gast.List,
+    gast.expr_context, gast.operator, gast.unaryop, gast.cmpop,
+)
+
+
+class Fence(gast.NodeVisitor):
+    def __init__(self, source):
+        self.source = source
+
+    def reject(self, node, what, advice):
+        raise self.source.error(node, what, advice)
+
+    def check(self):
+        fn = self.source.node
+        args = fn.args
+        if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs:
+            self.reject(fn, "*args, **kwargs, keyword-only and positional-only parameters "
+                            "are not supported", "list every parameter by name")
+        body = fn.body
+        if body and isinstance(body[0], gast.Expr) and isinstance(body[0].value, gast.Constant):
+            body = body[1:]  # docstring
+        if not body or not isinstance(body[-1], gast.Return) or body[-1].value is None:
+            self.reject(body[-1] if body else fn, "the function must end with `return value`",
+                        "return the value to differentiate on the last line")
+        for stmt in body:
+            if isinstance(stmt, gast.Return) and stmt is not body[-1]:
+                self.reject(stmt, "only one `return`, at the end, is supported yet",
+                            "compute the value and return it on the last line")
+            if isinstance(stmt, gast.Expr):
+                self.reject(stmt, "an expression whose value is unused (a call for its "
+                                  "side effect?) is not supported",
+                            "assign its result, or move it outside the function")
+            self.visit(stmt)
+
+    def generic_visit(self, node):
+        if not isinstance(node, _ALLOWED):
+            what, advice = ADVICE.get(type(node), (
+                f"`{type(node).__name__}` is not supported", "rewrite it with NumPy calls"))
+            self.reject(node, what, advice)
+        super().generic_visit(node)
+
+    def visit_Assign(self, node):
+        for target in node.targets:
+            self._target(target)
+        self.visit(node.value)
+
+    def visit_AnnAssign(self, node):
+        if node.value is None:
+            self.reject(node, "an annotation without a value is not supported", "assign a value")
+        self._target(node.target)
+        self.visit(node.value)
+
+    def visit_AugAssign(self, node):
+        if not isinstance(node.target, gast.Name):
+            self._inplace(node.target)
+        self._binop(node, node.op)
+        self.visit(node.value)
+
+    def _target(self, target):
+        if isinstance(target, (gast.Tuple, gast.List)):
+            for elt in target.elts:
+                self._target(elt)
+        elif not isinstance(target, gast.Name):
+            self._inplace(target)
+
+    def _inplace(self, target):
+        if isinstance(target, gast.Subscript):
+            self.reject(target, "item and slice assignment (`x[i] = v`) is not supported yet",
+                        "build the new array functionally, e.g. with np.where(mask, v, x) "
+                        "or np.concatenate")
+        self.reject(target, f"assigning to `{type(target).__name__}` is not supported",
+                    "assign to a plain name")
+
+    def visit_BinOp(self, node):
+        self._binop(node, node.op)
+        self.generic_visit(node)
+
+    def _binop(self, node, op):
+        if type(op) not in BINOPS:
+            self.reject(node, f"the operator `{type(op).__name__}` is not supported",
+                        "use + - * / ** @ or the NumPy function")
+
+    def visit_Compare(self, node):
+        if len(node.ops) != 1 or type(node.ops[0]) not in COMPARES:
+            self.reject(node, "chained comparisons and `in` / `is` are not supported",
+                        "compare two values at a time, e.g. np.logical_and(a < b, b < c)")
+        self.generic_visit(node)
+
+    def visit_Call(self, node):
+        if isinstance(node.func, gast.Name) and node.func.id in ("eval", "exec"):
+            self.reject(node, f"`{node.func.id}` is not supported", "write the code out")
+        for kw in node.keywords:
+            if kw.arg is None:
+                self.reject(node, "`**kwargs` in a call is not supported",
+                            "pass the keyword arguments by name")
+        self.generic_visit(node)
+
+
+def check(source):
+    Fence(source).check()

@@ -1,0 +1,285 @@
+"""Turn a parsed function into a `Program`: one primitive per assignment, each name
+assigned once (a re-assigned name gets a version suffix: x, x_1, x_2).
+
+Calls are resolved to the Python objects they name, method forms become the NumPy
+function (`x.sum(0)` -> `np.sum(x, 0)`), operators become their ufuncs. A call with no
+derivative rule is refused here, at transformation time, with the user's line.
+"""
+import gast
+import numpy as np
+
+from .. import ir
+from ..ir import Const, Global, Op, Seq, Slice, Var
+from ..primitives import (Special, ATTRIBUTE, ATTRIBUTES, BINOPS, COMPARES, INDEX, METHODS, TRANSPOSE_T,
+                          UNARY, VARARG_METHODS, canonical, spell)
+from ..rules import registry
+from .resolve import Scope, is_module
+
+RESULT_NAME = "out"
+
+
+def ast_text(node):
+    return node.id if isinstance(node, gast.Name) else f"{ast_text(node.value)}.{node.attr}"
+
+
+class Normalizer:
+    def __init__(self, source):
+        self.src = source
+        fn = source.node
+        self.scope = Scope(source.func)
+        self.params = [a.id for a in fn.args.args]
+        self.taken = {n.id for n in gast.walk(fn) if isinstance(n, gast.Name)} | set(self.params)
+        self.locals = {n.id for n in gast.walk(fn)
+                       if isinstance(n, gast.Name) and isinstance(n.ctx, (gast.Store, gast.Param))}
+        self.env = {p: Var(p) for p in self.params}
+        self.defined = set(self.params)
+        self.ops = []
+        self.globals = {}
+        self.counter = 0
+        self.node = fn
+
+    # -- names --------------------------------------------------------------------------
+    def fresh(self, base):
+        if base not in self.taken:
+            self.taken.add(base)
+            return base
+        i = 1
+        while f"{base}_{i}" in self.taken:
+            i += 1
+        self.taken.add(f"{base}_{i}")
+        return f"{base}_{i}"
+
+    def temp(self):
+        while True:
+            self.counter += 1
+            name = f"t{self.counter}"
+            if name not in self.taken:
+                self.taken.add(name)
+                return name
+
+    def new_def(self, user_name):
+        if user_name in self.defined:
+            return self.fresh(user_name)
+        self.defined.add(user_name)
+        self.taken.add(user_name)
+        return user_name
+
+    # -- statements ---------------------------------------------------------------------
+    def run(self):
+        body = self.src.node.body
+        if body and isinstance(body[0], gast.Expr):
+            body = body[1:]
+        result = None
+        for stmt in body:
+            self.node = stmt
+            if isinstance(stmt, gast.Assign):
+                for target in stmt.targets:
+                    self.assign(target, stmt.value)
+            elif isinstance(stmt, gast.AnnAssign):
+                self.assign(stmt.target, stmt.value)
+            elif isinstance(stmt, gast.AugAssign):
+                load = gast.Name(id=stmt.target.id, ctx=gast.Load(), annotation=None,
+                                 type_comment=None)
+                value = gast.BinOp(left=load, op=stmt.op, right=stmt.value)
+                gast.copy_location(value, stmt)
+                self.assign(stmt.target, value)
+            elif isinstance(stmt, gast.Return):
+                result = self.expr(stmt.value, RESULT_NAME)
+                return_line = self.src.line(stmt)
+        lines = {}
+        for op in self.ops:
+            lines[op.line] = self.src.text(op.line)
+        lines[return_line] = self.src.text(return_line)
+        return ir.Program(
+            name=self.src.func.__name__, params=self.params, ops=self.ops, result=result,
+            filename=self.src.filename, def_line=self.src.line(self.src.node),
+            source_lines=lines, env=self.globals, return_line=return_line), self.scope
+
+    def assign(self, target, value):
+        if isinstance(target, gast.Name):
+            self.env[target.id] = self.expr(value, target.id)
+            return
+        # Tuple unpacking: a literal on the right pairs up; anything else is indexed.
+        names = target.elts
+        if isinstance(value, (gast.Tuple, gast.List)) and len(value.elts) == len(names):
+            atoms = [self.expr(v, t.id if isinstance(t, gast.Name) else None)
+                     for t, v in zip(names, value.elts)]
+            for t, atom in zip(names, atoms):
+                self.bind_target(t, atom)
+            return
+        whole = self.expr(value)
+        for i, t in enumerate(names):
+            self.bind_target(t, self.index(whole, Const(i), t.id if isinstance(t, gast.Name) else None))
+
+    def bind_target(self, target, atom):
+        if isinstance(target, gast.Name):
+            self.env[target.id] = atom
+        else:
+            for i, t in enumerate(target.elts):
+                self.bind_target(t, self.index(atom, Const(i), t.id if isinstance(t, gast.Name) else None))
+
+    # -- expressions --------------------------------------------------------------------
+    def emit(self, prim, args, kwargs=None, target=None, node=None):
+        name = self.new_def(target) if target else self.temp()
+        node = node or self.node
+        self.ops.append(Op(name, prim, tuple(args), dict(kwargs or {}), self.src.line(node),
+                           getattr(node, "col_offset", 0) + self.src.col_offset))
+        return Var(name)
+
+    def error(self, node, what, advice=None):
+        return self.src.error(node, what, advice)
+
+    def expr(self, node, target=None):
+        method = getattr(self, "expr_" + type(node).__name__, None)
+        if method is None:
+            raise self.error(node, f"`{type(node).__name__}` is not supported here",
+                             "rewrite it with NumPy calls")
+        return method(node, target)
+
+    def expr_Name(self, node, target):
+        if node.id in self.locals:
+            if node.id not in self.env:
+                raise self.error(node, f"`{node.id}` is used before it is assigned")
+            return self.env[node.id]
+        return self.value_of(node, self.resolve(node))
+
+    def expr_Constant(self, node, target):
+        return Const(node.value)
+
+    def expr_Tuple(self, node, target):
+        return Seq(tuple(self.expr(e) for e in node.elts), "tuple")
+
+    def expr_List(self, node, target):
+        return Seq(tuple(self.expr(e) for e in node.elts), "list")
+
+    def expr_BinOp(self, node, target):
+        left, right = self.expr(node.left), self.expr(node.right)
+        return self.emit(BINOPS[type(node.op)], (left, right), target=target, node=node)
+
+    def expr_Compare(self, node, target):
+        left, right = self.expr(node.left), self.expr(node.comparators[0])
+        return self.emit(COMPARES[type(node.ops[0])], (left, right), target=target, node=node)
+
+    def expr_UnaryOp(self, node, target):
+        operand = self.expr(node.operand)
+        if isinstance(node.op, gast.UAdd):
+            return operand
+        if isinstance(node.op, gast.USub) and isinstance(operand, Const) \
+                and isinstance(operand.value, (int, float)):
+            return Const(-operand.value)
+        if type(node.op) not in UNARY:
+            raise self.error(node, "`~` is not supported", "use np.logical_not")
+        return self.emit(UNARY[type(node.op)], (operand,), target=target, node=node)
+
+    def expr_Subscript(self, node, target):
+        value = self.expr(node.value)
+        return self.index(value, self.index_atom(node.slice), target, node)
+
+    def index(self, value, idx, target=None, node=None):
+        if isinstance(value, Seq) and isinstance(idx, Const) and isinstance(idx.value, int):
+            return value.items[idx.value]
+        return self.emit(INDEX, (value, idx), target=target, node=node)
+
+    def index_atom(self, node):
+        if isinstance(node, gast.Slice):
+            return Slice(*(None if p is None else self.expr(p)
+                           for p in (node.lower, node.upper, node.step)))
+        if isinstance(node, gast.Tuple):
+            return Seq(tuple(self.index_atom(e) for e in node.elts), "tuple")
+        return self.expr(node)
+
+    def expr_Attribute(self, node, target):
+        root = node
+        while isinstance(root, gast.Attribute):
+            root = root.value
+        if isinstance(root, gast.Name) and root.id not in self.locals:
+            return self.value_of(node, self.resolve(node))
+        value = self.expr(node.value)
+        if node.attr == "T":
+            return self.emit(TRANSPOSE_T, (value,), target=target, node=node)
+        if node.attr in ATTRIBUTES:
+            return self.emit(ATTRIBUTE, (value, Const(node.attr)), target=target, node=node)
+        raise self.error(node, f"the attribute `.{node.attr}` is not supported",
+                         "use .T, .shape, .ndim, .size, .dtype or a NumPy function")
+
+    def expr_Call(self, node, target):
+        func = node.func
+        args = [self.expr(a) for a in node.args]
+        kwargs = {kw.arg: self.expr(kw.value) for kw in node.keywords}
+        if isinstance(func, gast.Attribute) and not self.is_global_chain(func):
+            receiver = self.expr(func.value)
+            prim = METHODS.get(func.attr)
+            if prim is None:
+                raise self.error(func, f"the method `.{func.attr}()` is not supported",
+                                 f"call the NumPy function instead, e.g. np.{func.attr}(x, ...)")
+            if func.attr in VARARG_METHODS and len(args) > 1:
+                args = [Seq(tuple(args), "tuple")]
+            return self.emit(prim, [receiver] + args, kwargs, target, node)
+        obj = self.resolve(func)
+        prim = canonical(obj)
+        if registry.lookup(prim) is None:
+            raise self.no_rule(func, obj)
+        var = self.emit(prim, args, kwargs, target, node)
+        if spell(prim) is None and not isinstance(prim, Special):
+            # A user's primitive: generated code calls it by the user's own spelling.
+            self.ops[-1].callee = ast_text(func)
+            root = func
+            while isinstance(root, gast.Attribute):
+                root = root.value
+            self.globals[root.id] = self.scope.used[root.id]
+        return var
+
+    def no_rule(self, node, obj):
+        label = spell(obj) or getattr(obj, "__qualname__", repr(obj))
+        if callable(obj) and getattr(obj, "__module__", "").split(".")[0] not in ("numpy", "builtins", "math"):
+            return self.error(node, f"calls to your own function `{label}` are not supported yet",
+                              "inline its body here, or register a derivative rule for it "
+                              "with s2s_ad.defrule")
+        return self.error(node, f"s2s_ad has no derivative rule for `{label}`",
+                          "express it with supported NumPy functions, or register a rule "
+                          "with s2s_ad.defrule")
+
+    # -- resolution ---------------------------------------------------------------------
+    def is_global_chain(self, node):
+        while isinstance(node, gast.Attribute):
+            node = node.value
+        return isinstance(node, gast.Name) and node.id not in self.locals
+
+    def resolve(self, node):
+        if isinstance(node, gast.Name):
+            try:
+                return self.scope.lookup(node.id)
+            except KeyError:
+                raise self.error(node, f"the name `{node.id}` is not defined") from None
+        if isinstance(node, gast.Attribute):
+            base = self.resolve(node.value)
+            try:
+                return getattr(base, node.attr)
+            except AttributeError:
+                raise self.error(node, f"`{node.attr}` is not an attribute of {base!r}") from None
+        raise self.error(node, "only names and module attributes can be called",
+                         "call a NumPy function or a method of an array")
+
+    def value_of(self, node, obj):
+        """A global used as a value: literals inline, NumPy names spelled, arrays by name."""
+        if isinstance(obj, (bool, int, float, complex, str)) or obj is None:
+            if isinstance(node, gast.Name):
+                self.globals[node.id] = obj
+                return Global(node.id)
+            return Const(obj)
+        if spell(obj) is not None and not isinstance(obj, np.ndarray):
+            return Const(obj)
+        if is_module(obj) or callable(obj):
+            raise self.error(node, f"`{gast.dump(node) if not isinstance(node, gast.Name) else node.id}` "
+                                   "is a function or module used as a value",
+                             "call it, or pass values instead")
+        if isinstance(node, gast.Name):
+            self.globals[node.id] = obj
+            return Global(node.id)
+        raise self.error(node, "attributes of global objects are not supported as values",
+                         "pass the value in as an argument")
+
+
+def normalize(source):
+    """(Program, Scope) for a fenced Source."""
+    return Normalizer(source).run()

@@ -1,0 +1,127 @@
+"""The normal form: one primitive per assignment (A-normal form, single assignment).
+
+`frontend.normalize` turns a user function into a `Program`; analyses and transformations
+read it, and `render` turns its pieces back into gast trees for the generated code.
+"""
+from dataclasses import dataclass, field
+from typing import Any
+
+import gast
+
+from . import astb
+from .primitives import spell
+
+
+# -- atoms: the operands of a primitive -------------------------------------------------
+
+@dataclass(frozen=True)
+class Var:
+    """A local value of the program (a parameter or an op's result)."""
+    name: str
+
+
+@dataclass(frozen=True)
+class Global:
+    """A value read from the function's module or closure (constant arrays, configs)."""
+    name: str
+
+
+@dataclass(frozen=True)
+class Const:
+    value: Any
+
+
+@dataclass(frozen=True)
+class Seq:
+    """A tuple or list literal of atoms, e.g. a shape or the arrays given to np.stack."""
+    items: tuple
+    kind: str = "tuple"
+
+
+@dataclass(frozen=True)
+class Slice:
+    lower: Any = None
+    upper: Any = None
+    step: Any = None
+
+
+@dataclass
+class Op:
+    """`target = prim(*args, **kwargs)`, written on `line` of the user's file."""
+    target: str
+    prim: Any
+    args: tuple
+    kwargs: dict = field(default_factory=dict)
+    line: int = 0
+    col: int = 0
+    callee: str = None           # how user code named a primitive NumPy has no name for
+
+
+@dataclass
+class Program:
+    name: str                    # the user's function name
+    params: list                 # parameter names, in order
+    ops: list                    # [Op]
+    result: Any                  # the returned atom
+    filename: str
+    def_line: int                # line of `def` in filename
+    source_lines: dict           # line number -> source text, for comments
+    env: dict                    # Global name -> object, for the generated namespace
+    return_line: int = 0
+
+    def line_text(self, line):
+        return self.source_lines.get(line, "").strip()
+
+
+def atom_vars(atom):
+    """Names of the local values an atom reads."""
+    if isinstance(atom, Var):
+        return [atom.name]
+    if isinstance(atom, Seq):
+        return [n for item in atom.items for n in atom_vars(item)]
+    if isinstance(atom, Slice):
+        return [n for part in (atom.lower, atom.upper, atom.step) for n in atom_vars(part)]
+    return []
+
+
+def op_vars(op):
+    names = [n for a in op.args for n in atom_vars(a)]
+    names += [n for a in op.kwargs.values() for n in atom_vars(a)]
+    return names
+
+
+def render(atom):
+    """An atom as a gast expression."""
+    if isinstance(atom, Var) or isinstance(atom, Global):
+        return astb.name(atom.name)
+    if isinstance(atom, Const):
+        return render_const(atom.value)
+    if isinstance(atom, Seq):
+        elts = [render(i) for i in atom.items]
+        return astb.tuple_(elts) if atom.kind == "tuple" else astb.list_(elts)
+    if isinstance(atom, Slice):
+        return gast.Slice(lower=_opt(atom.lower), upper=_opt(atom.upper), step=_opt(atom.step))
+    if isinstance(atom, gast.AST):
+        return atom
+    raise TypeError(f"not an atom: {atom!r}")
+
+
+def _opt(atom):
+    return None if atom is None or (isinstance(atom, Const) and atom.value is None) else render(atom)
+
+
+def render_const(value):
+    if value is Ellipsis:
+        return gast.Constant(value=Ellipsis, kind=None)
+    if isinstance(value, (bool, int, float, str, complex)) or value is None:
+        if isinstance(value, float) and value < 0 or isinstance(value, int) and value < 0 and not isinstance(value, bool):
+            return astb.neg(astb.const(-value))
+        return astb.const(value)
+    if isinstance(value, tuple):
+        return astb.tuple_([render_const(v) for v in value])
+    if isinstance(value, list):
+        return astb.list_([render_const(v) for v in value])
+    spelled = spell(value)
+    if spelled is not None:
+        return astb.dotted(spelled)
+    raise TypeError(f"cannot write {value!r} into generated code")

@@ -1,0 +1,33 @@
+"""Passes over generated code: drop statements whose results nobody reads.
+
+Most simplification happens while code is generated (ones folded by `times`, single
+contributions used by name instead of copied, dead forward code never emitted); this
+pass is the safety net that guarantees no dead assignment reaches the user.
+"""
+import gast
+
+from . import astb
+
+
+def optimize(blocks):
+    return _drop_dead(blocks)
+
+
+def _drop_dead(blocks):
+    live = set()
+    out = []
+    for comment, stmts in reversed(blocks):
+        kept = []
+        for stmt in reversed(stmts):
+            if isinstance(stmt, gast.Assign) and all(isinstance(t, gast.Name) for t in stmt.targets):
+                if not any(t.id in live for t in stmt.targets):
+                    continue
+                live.difference_update(t.id for t in stmt.targets)
+            live.update(astb.load_names(stmt))
+            if isinstance(stmt, gast.AugAssign):
+                live.update(astb.load_names(stmt.target))
+                live.update(n.id for n in gast.walk(stmt.target) if isinstance(n, gast.Name))
+            kept.append(stmt)
+        if kept or comment and comment.startswith("--"):
+            out.append((comment, kept[::-1]))
+    return out[::-1]

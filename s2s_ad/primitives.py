@@ -1,0 +1,112 @@
+"""What the compiler calls a primitive, and how each one is spelled in generated code.
+
+A primitive is identified by the Python object it resolves to (`numpy.tanh`), so every
+spelling in user code (`np.tanh`, `from numpy import tanh`, `import numpy as xp`) and every
+method form (`x.sum(axis=0)` is `np.sum(x, axis=0)`) reaches the same rule. Python syntax
+that has no NumPy function of its own (indexing, `.T`, `.astype`) gets a `Special` key.
+"""
+import builtins
+import math
+
+import gast
+import numpy as np
+
+
+class Special:
+    """A primitive that is Python syntax rather than a NumPy function."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return self.name
+
+
+INDEX = Special("x[index]")          # x[i], x[a:b, None], x[int_array], x[mask], container[key]
+TRANSPOSE_T = Special("x.T")
+ASTYPE = Special("x.astype(dtype)")
+ATTRIBUTE = Special("x.attribute")   # x.shape, x.ndim, x.size, x.dtype: never differentiable
+LEN = Special("len(x)")
+
+BINOPS = {
+    gast.Add: np.add, gast.Sub: np.subtract, gast.Mult: np.multiply,
+    gast.Div: np.true_divide, gast.Pow: np.power, gast.MatMult: np.matmul,
+    gast.FloorDiv: np.floor_divide, gast.Mod: np.remainder,
+}
+COMPARES = {
+    gast.Lt: np.less, gast.LtE: np.less_equal, gast.Gt: np.greater,
+    gast.GtE: np.greater_equal, gast.Eq: np.equal, gast.NotEq: np.not_equal,
+}
+UNARY = {gast.USub: np.negative, gast.Not: np.logical_not}
+
+# How a primitive is written back: as an operator where the user would write one.
+OPERATOR_OF = {prim: op for op, prim in {**BINOPS, **COMPARES}.items()}
+OPERATOR_OF[np.negative] = gast.USub
+
+# Array methods that are NumPy functions taking the array first.
+METHODS = {
+    "sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min, "prod": np.prod,
+    "var": np.var, "std": np.std, "dot": np.dot, "cumsum": np.cumsum, "clip": np.clip,
+    "squeeze": np.squeeze, "swapaxes": np.swapaxes, "ravel": np.ravel, "flatten": np.ravel,
+    "copy": np.copy, "argmax": np.argmax, "argmin": np.argmin, "any": np.any, "all": np.all,
+    "reshape": np.reshape, "transpose": np.transpose, "trace": np.trace, "repeat": np.repeat,
+    "astype": ASTYPE,
+}
+# Methods whose extra positional arguments form one tuple argument: x.reshape(2, 3).
+VARARG_METHODS = {"reshape", "transpose"}
+
+ATTRIBUTES = {"shape", "ndim", "size", "dtype"}
+
+# Python builtins and math functions with a NumPy equivalent of the same meaning.
+EQUIVALENTS = {
+    builtins.abs: np.abs, builtins.len: LEN,
+    math.sin: np.sin, math.cos: np.cos, math.tan: np.tan, math.exp: np.exp,
+    math.log: np.log, math.sqrt: np.sqrt, math.tanh: np.tanh, math.sinh: np.sinh,
+    math.cosh: np.cosh, math.atan: np.arctan, math.asin: np.arcsin, math.acos: np.arccos,
+    math.log1p: np.log1p, math.expm1: np.expm1,
+}
+
+
+def canonical(obj):
+    """The primitive key of a resolved callable (np.divide and np.true_divide are one)."""
+    return EQUIVALENTS.get(obj, obj) if _hashable(obj) else obj
+
+
+def _hashable(obj):
+    try:
+        hash(obj)
+        return True
+    except TypeError:
+        return False
+
+
+_SPELLING = {}
+
+
+def spell(obj):
+    """`np.tanh` for numpy.tanh; None for objects that are not NumPy's."""
+    if not _SPELLING:
+        for mod, prefix in ((np, "np"), (np.linalg, "np.linalg")):
+            for key in dir(mod):
+                if key.startswith("_"):
+                    continue
+                value = getattr(mod, key)
+                if _hashable(value):
+                    _SPELLING.setdefault(_key(value), f"{prefix}.{key}")
+        # Prefer the common names where NumPy has aliases.
+        for value, text in ((np.true_divide, "np.divide"), (np.abs, "np.abs"),
+                            (np.max, "np.max"), (np.min, "np.min"), (np.power, "np.power")):
+            _SPELLING[_key(value)] = text
+    if not _hashable(obj):
+        return None
+    return _SPELLING.get(_key(obj))
+
+
+def _key(value):
+    return (type(value), value) if not isinstance(value, (int, float, bool)) else ("num", type(value), value)
+
+
+def name_of(prim):
+    if isinstance(prim, Special):
+        return prim.name
+    return spell(prim) or getattr(prim, "__name__", repr(prim))

@@ -1,0 +1,414 @@
+"""Reverse mode: a forward sweep (the user's code, kept to what is needed) and a backward
+sweep that propagates adjoints through the rule table, in one generated function.
+
+Adjoints are accumulated symbolically: the contributions to `x_bar` are collected while
+the sweep walks back over x's uses, and written as one statement (`x_bar = c1 + c2`) where
+x was defined; a single contribution that is already a name is used as is (no copy), so
+there are no zero arrays made only to be added to. A scalar adjoint of a non-scalar value
+stands for a broadcast one (the adjoint of `np.mean` is `g / n`) and is expanded only where
+an array is needed. Indexing adjoints scatter into one array per indexed value.
+"""
+from dataclasses import dataclass
+
+import gast
+import numpy as np
+
+from . import astb
+from .analysis import active_values, live_ops
+from .errors import TransformError
+from .ir import Const, Global, Seq, Var, render
+from .rules import lookup
+from .rules.context import RuleContext
+from .rules.registry import Project, Scatter, instantiate, plus, template_names, times
+
+VIEWS = {"reshape", "broadcast_to", "transpose", "expand_dims", "squeeze", "swapaxes",
+         "moveaxis", "flip", "ravel", "T", "astype"}
+
+
+@dataclass
+class Contribution:
+    expr: object                  # gast expression
+    shape: tuple                  # its shape; () may stand for a broadcast scalar; None: unknown
+    index: object = None          # Scatter: add into zeros at this index
+    repeats: bool = False
+
+
+def fresh_array(expr):
+    """Does evaluating `expr` make a new array (so it can be handed out or updated)?"""
+    if isinstance(expr, (gast.Name, gast.Constant, gast.Subscript, gast.Attribute)):
+        return False
+    if isinstance(expr, gast.Call):
+        func = expr.func
+        name = func.attr if isinstance(func, gast.Attribute) else getattr(func, "id", "")
+        return name not in VIEWS
+    if isinstance(expr, gast.UnaryOp):
+        return True
+    return isinstance(expr, gast.BinOp)
+
+
+def broadcast(*shapes):
+    if any(s is None for s in shapes):
+        return None
+    return tuple(np.broadcast_shapes(*shapes))
+
+
+class ReverseMode:
+    def __init__(self, program, infos, wrt, with_value):
+        self.p = program
+        self.infos = infos
+        self.wrt = wrt
+        self.with_value = with_value
+        self.active = active_values(program, infos, wrt)
+        self.contribs = {}
+        self.blocks = []             # [(line, [stmts])] of the backward sweep
+        self.stmts = None
+        self.taken = set(infos) | set(program.params) | set(program.env) | {"np"}
+        self.bars = {}
+        self.owned = set()           # adjoint names holding arrays the sweep made itself
+        self.handed_out = set()
+
+    # -- names ----------------------------------------------------------------------------
+    def bar(self, key):
+        if key in self.bars:
+            return self.bars[key]
+        var, path = key if isinstance(key, tuple) else (key, ())
+        base = "_".join([var] + [_ident(k) for k in path]) + "_bar"
+        name, i = base, 1
+        while name in self.taken:
+            name, i = f"{base}{i}", i + 1
+        self.taken.add(name)
+        self.bars[key] = name
+        return name
+
+    def error(self, op, what, advice=None):
+        return TransformError(what, advice=advice, filename=self.p.filename, lineno=op.line,
+                              col=op.col, line_text=self.p.source_lines.get(op.line))
+
+    # -- the sweep ------------------------------------------------------------------------
+    def run(self):
+        result = self.p.result
+        if isinstance(result, Var) and result.name in self.active:
+            self.add(result.name, Contribution(astb.const(1.0), ()))
+        for op in reversed([op for op in self.p.ops if op.target in self.active]):
+            self.stmts = []
+            self.backward(op)
+            if self.stmts:
+                self.blocks.append((op.line, self.stmts))
+        self.stmts = []
+        grads = [self.gradient(w) for w in self.wrt]
+        final = self.stmts
+        return grads, final
+
+    def add(self, key, contribution):
+        self.contribs.setdefault(key, []).append(contribution)
+
+    def emit(self, stmt):
+        self.stmts.append(stmt)
+
+    def backward(self, op):
+        info = self.infos[op.target]
+        if info.kind in ("list", "tuple", "dict"):
+            parts = self.finalize_container(op.target, info)
+            if not parts:
+                return
+            g, g_shape, g_parts = None, None, parts
+        else:
+            done = self.finalize(op.target)
+            if done is None:
+                return
+            (g, g_shape), g_parts = done, None
+        rule = lookup(op.prim)
+        try:
+            bound = rule.bind(op.args, op.kwargs)
+        except TypeError as exc:
+            raise self.error(op, str(exc)) from None
+        for param, atom in bound.items():
+            if isinstance(atom, Seq) or (isinstance(atom, Var) and param in rule.sequence
+                                         and self.infos[atom.name].kind in ("list", "tuple")):
+                items = atom.items if isinstance(atom, Seq) else [
+                    astb.subscript(astb.name(atom.name), astb.const(i))
+                    for i in range(len(self.infos[atom.name].value))]
+                for i, item in enumerate(items):
+                    key = self.key_of(item) if isinstance(atom, Seq) else (atom.name, (i,))
+                    if key is None:
+                        continue
+                    self.contribute(op, rule, bound, param, key, g, g_shape, g_parts, item=i)
+            else:
+                key = self.key_of(atom)
+                if key is not None:
+                    self.contribute(op, rule, bound, param, key, g, g_shape, g_parts)
+
+    def key_of(self, atom):
+        if isinstance(atom, Var) and atom.name in self.active:
+            return atom.name
+        return None
+
+    def contribute(self, op, rule, bound, param, key, g, g_shape, g_parts, item=None):
+        if param not in rule.differentiable_params:
+            raise self.error(op, f"s2s_ad does not differentiate {_name(op)} with respect to "
+                                 f"its argument `{param}`",
+                             "make that argument a constant, or register a rule that covers it")
+        ans_info = self.infos[op.target]
+        g_scalar = g_shape == () and ans_info.shape != () and ans_info.kind == "array"
+        ctx = RuleContext(op, rule, bound, self.infos, self.p.env,
+                          lambda o, w, a=None: self.error(o, w, a), g_scalar=g_scalar,
+                          active_names=self.active)
+        ctx.item = item
+        ctx.g_parts = None if g_parts is None else [
+            (i,) in g_parts for i in range(len(ans_info.value))]
+        arg_info = ctx.info(f"{param}{item}" if item is not None else param)
+        if g_scalar and rule.lazy_g == "through":
+            self.add(key, self.fit(Contribution(g, ()), arg_info, key))
+            return
+        if g_scalar and not rule.lazy_g:
+            g = astb.call("np.full_like", [astb.name(op.target), g])
+            g_shape = ans_info.shape
+        mapping = {"g": g, "ans": astb.name(op.target)}
+        shapes = {"g": g_shape, "ans": ans_info.shape}
+        for name, atom in bound.items():
+            mapping[name] = render(atom)
+            shapes[name] = self._shape(ctx, name)
+            if isinstance(atom, Seq):
+                for i, sub in enumerate(atom.items):
+                    mapping[f"{name}{i}"] = render(sub)
+                    shapes[f"{name}{i}"] = self._shape(ctx, f"{name}{i}")
+            elif isinstance(atom, Var) and self.infos[atom.name].kind in ("list", "tuple"):
+                for i in range(len(self.infos[atom.name].value)):
+                    mapping[f"{name}{i}"] = astb.subscript(render(atom), astb.const(i))
+                    shapes[f"{name}{i}"] = self.infos[atom.name].value[i].shape
+        if g_parts is not None:
+            for (i,), (expr, _shape) in g_parts.items():
+                mapping[f"g{i}"] = expr
+
+        if param in rule.partials:
+            partial = rule.partials[param]
+            text = partial(ctx) if callable(partial) else partial
+            expr = times(g, instantiate(text, mapping))
+            shape = broadcast(shapes["g"], *[shapes[n] for n in template_names(text) if n in shapes])
+            self.add(key, self.fit(Contribution(expr, shape), arg_info, key))
+            return
+        template = rule.adjoint[param]
+        out = template(ctx) if callable(template) else template
+        if isinstance(out, Project):
+            if g_parts is None:
+                self.add((key, (out.key,)), Contribution(g, g_shape))
+            else:  # a container inside a container: pass every slot up
+                for sub, (expr, shape) in g_parts.items():
+                    self.add((key, (out.key,) + sub), Contribution(expr, shape))
+            return
+        if isinstance(out, Scatter):
+            self.add(key, Contribution(g, g_shape, index=render(out.index), repeats=out.repeats))
+            return
+        text, shape = out if isinstance(out, tuple) else (out, None)
+        expr = instantiate(text, mapping)
+        if shape is None:
+            if rule.elementwise:
+                shape = broadcast(*[shapes[n] for n in template_names(text) if n in shapes])
+            else:
+                shape = arg_info.shape
+        self.add(key, self.fit(Contribution(expr, shape), arg_info, key))
+
+    def _shape(self, ctx, name):
+        try:
+            info = ctx.info(name)
+        except (KeyError, IndexError):
+            return ()
+        if info.kind in ("int", "bool", "float", "none"):
+            return ()
+        return info.shape if info.kind == "array" else ()
+
+    def fit(self, c, arg_info, key):
+        """Reduce a contribution back to its argument's shape (undo broadcasting)."""
+        xs = arg_info.shape if arg_info.kind == "array" else ()
+        cs = c.shape
+        if cs == xs or cs == ():
+            return c
+        if cs is None or xs is None:
+            var = key if isinstance(key, str) else None
+            return Contribution(astb.call("unbroadcast", [c.expr, astb.name(var)]), xs)
+        padded = (1,) * (len(xs) - len(cs)) + tuple(cs)
+        lead = max(0, len(cs) - len(xs))
+        lead_axes = tuple(range(lead))
+        keep_axes = tuple(lead + i for i, d in enumerate(xs) if d == 1 and padded[lead + i] != 1)
+        expr = c.expr
+        if lead_axes and keep_axes:
+            expr = astb.call("np.reshape", [
+                astb.call("np.sum", [expr], {"axis": _axes(lead_axes + keep_axes)}),
+                render(Const(xs))])
+        elif lead_axes:
+            expr = astb.call("np.sum", [expr], {"axis": _axes(lead_axes)})
+        elif keep_axes:
+            expr = astb.call("np.sum", [expr], {"axis": _axes(keep_axes),
+                                                "keepdims": astb.const(True)})
+        reduced = tuple(1 if lead + i in keep_axes else padded[lead + i] for i in range(len(xs)))
+        if reduced != tuple(xs):
+            if all(d == 1 for d in reduced) and len(reduced) == 0:
+                return Contribution(expr, ())
+            expr = astb.call("np.broadcast_to", [expr, render(Const(tuple(xs)))])
+        return Contribution(expr, tuple(xs))
+
+    # -- accumulation -----------------------------------------------------------------------
+    def finalize(self, key, primal=None):
+        """Write x's adjoint from its contributions; its (expression, shape), or None."""
+        cs = self.contribs.pop(key, [])
+        if not cs:
+            return None
+        dense = [c for c in cs if c.index is None]
+        scatters = [c for c in cs if c.index is not None]
+        name = self.bar(key)
+        if not scatters:
+            if len(dense) == 1 and isinstance(dense[0].expr, (gast.Name, gast.Constant)):
+                return dense[0].expr, dense[0].shape
+            total = plus([c.expr for c in dense])
+            self.emit(astb.assign(name, total))
+            if fresh_array(total):
+                self.owned.add(name)
+            return astb.name(name), broadcast(*[c.shape for c in dense])
+        self.owned.add(name)
+        primal = primal if primal is not None else astb.name(key)
+        info = self.info_of_key(key)
+        if dense:
+            total = plus([c.expr for c in dense])
+            shape = broadcast(*[c.shape for c in dense])
+            if shape == info.shape and fresh_array(total):
+                self.emit(astb.assign(name, total))
+            elif shape == ():
+                self.emit(astb.assign(name, astb.call("np.full_like", [primal, total])))
+            else:
+                self.emit(astb.assign(name, astb.call("np.copy", [
+                    astb.call("np.broadcast_to", [total, astb.attr(primal, "shape")])])))
+        else:
+            self.emit(astb.assign(name, astb.call("np.zeros_like", [primal])))
+        for c in scatters:
+            if c.repeats:
+                self.emit(gast.Expr(value=astb.call("np.add.at", [astb.name(name), c.index, c.expr])))
+            else:
+                self.emit(astb.aug_add(astb.subscript(astb.name(name), c.index, store=True), c.expr))
+        return astb.name(name), info.shape
+
+    def info_of_key(self, key):
+        var, path = key if isinstance(key, tuple) else (key, ())
+        info = self.infos[var]
+        for k in path:
+            info = info.value[k]
+        return info
+
+    def finalize_container(self, var, info, path=()):
+        """{path: (expression, shape)} for the slots of a container that received adjoints."""
+        parts = {}
+        keys = range(len(info.value)) if info.kind in ("list", "tuple") else info.value.keys()
+        for k in keys:
+            sub = info.value[k]
+            if sub.kind in ("list", "tuple", "dict"):
+                for p, v in self.finalize_container(var, sub, path + (k,)).items():
+                    parts[(k,) + p] = v
+            else:
+                key = (var, path + (k,))
+                done = self.finalize(key, primal=_path_expr(var, path + (k,)))
+                if done is not None:
+                    parts[(k,)] = done
+        # The container itself may be a slot of another: pass the slots up.
+        return parts
+
+    # -- the gradients handed back ----------------------------------------------------------
+    def gradient(self, param):
+        info = self.infos[param]
+        if info.kind in ("list", "tuple", "dict"):
+            return self._structure(param, info, ())
+        return self._leaf(self.finalize(param), info, astb.name(param))
+
+    def _structure(self, var, info, path):
+        if info.kind in ("list", "tuple", "dict"):
+            keys = list(range(len(info.value))) if info.kind != "dict" else list(info.value)
+            elts = [self._structure(var, info.value[k], path + (k,)) for k in keys]
+            if info.kind == "dict":
+                return astb.dict_([astb.const(k) for k in keys], elts)
+            return astb.list_(elts) if info.kind == "list" else astb.tuple_(elts)
+        done = self.finalize((var, path), primal=_path_expr(var, path))
+        return self._leaf(done, info, _path_expr(var, path))
+
+    def _leaf(self, done, info, primal):
+        if not info.differentiable:
+            return astb.const(None)
+        if info.kind == "float":
+            return astb.call("float", [done[0]]) if done else astb.const(0.0)
+        if done is None:
+            return astb.call("np.zeros_like", [primal])
+        expr, shape = done
+        if shape == () and info.shape != ():
+            return astb.call("np.full_like", [primal, expr])
+        # Hand out arrays the backward sweep made itself, once each; copy anything else
+        # (an input, a view, an adjoint shared with another gradient).
+        if isinstance(expr, gast.Name) and expr.id in self.owned and expr.id not in self.handed_out:
+            self.handed_out.add(expr.id)
+            return expr
+        if fresh_array(expr):
+            return expr
+        return astb.call("np.copy", [expr])
+
+
+def _path_expr(var, path):
+    expr = astb.name(var)
+    for k in path:
+        expr = astb.subscript(expr, astb.const(k))
+    return expr
+
+
+def _axes(axes):
+    return astb.const(axes[0]) if len(axes) == 1 else render(Const(tuple(axes)))
+
+
+def _ident(key):
+    text = "".join(ch if ch.isalnum() else "_" for ch in str(key))
+    return text
+
+
+def _name(op):
+    from .primitives import name_of
+    return name_of(op.prim)
+
+
+# -- the generated function -----------------------------------------------------------------
+
+def adjoint_source(program, infos, wrt, with_value, as_tuple):
+    """(function name, source) of the reverse-mode derivative of `program`."""
+    from .emit import function_source, op_stmt
+    from .optimize import optimize
+    from . import runtime
+    import os
+
+    mode = ReverseMode(program, infos, wrt, with_value)
+    grads, final = mode.run()
+    grad_expr = astb.tuple_(grads) if as_tuple else grads[0]
+    returned = astb.tuple_([render(program.result), grad_expr]) if with_value else grad_expr
+    backward = [stmt for _, stmts in mode.blocks for stmt in stmts] + final + [astb.ret(returned)]
+    backward_reads = set().union(*[astb.load_names(s) for s in backward])
+    forward_ops = live_ops(program.ops, backward_reads)
+
+    short = os.path.basename(program.filename)
+    blocks = []
+    for op in forward_ops:
+        comment = f"{short}:{op.line}  {program.line_text(op.line)}"
+        if blocks and blocks[-1][0] == comment:
+            blocks[-1][1].append(op_stmt(op))
+        else:
+            blocks.append((comment, [op_stmt(op)]))
+    blocks.append(("-- backward sweep --", []))
+    for line, stmts in mode.blocks:
+        blocks.append((f"{short}:{line}", stmts))
+    blocks.append((None, final + [astb.ret(returned)]))
+    blocks = optimize(blocks)
+
+    forward_names = {op.target for op in forward_ops}
+    kept = sorted(n for n in backward_reads if n in forward_names)
+    kept_text = ", ".join(f"{n} ({infos[n].describe()})" for n in kept) or "nothing"
+    inputs = ", ".join(f"{p} ({infos[p].describe()})" for p in program.params)
+    what = "Value and gradient" if with_value else "Gradient"
+    doc = (f"{what} of {program.name} ({short}:{program.def_line}) with respect to "
+           f"{', '.join(wrt)}; reverse mode.\n\n"
+           f"Specialised for {inputs}.\n"
+           f"Kept for the backward sweep: {kept_text}.\n")
+    name = f"{'value_and_grad' if with_value else 'grad'}_{program.name}"
+    used = set().union(*[astb.load_names(s) for _, stmts in blocks for s in stmts])
+    imports = sorted(n for n in runtime.__all__ if n in used)
+    return name, function_source(name, program.params, blocks, doc, imports)

@@ -1,0 +1,104 @@
+"""Elementwise functions and operators: one partial derivative per argument.
+
+From `partials`, the adjoint is `g * partial` (reduced back to the argument's shape where
+NumPy broadcast it) and the tangent is `x_dot * partial`; `ans` is the function's result,
+so tanh and exp reuse their output instead of recomputing it.
+
+Ties: `np.maximum(x, y)` sends the whole derivative to `x` where x == y, and
+`np.minimum(x, y)` likewise (the first argument wins a tie).
+`abs` at 0 and `clip` at its bounds take the derivative of the inside (1 at the bound).
+"""
+import numpy as np
+
+from .registry import defrule, defrule_elementwise, nondiff
+
+# -- unary ------------------------------------------------------------------------------
+defrule(np.negative, "x", partials={"x": "-1"})
+defrule(np.positive, "x", partials={"x": "1"})
+defrule(np.sin, "x", partials={"x": "np.cos(x)"})
+defrule(np.cos, "x", partials={"x": "-np.sin(x)"})
+defrule(np.tan, "x", partials={"x": "1.0 + ans * ans"})
+defrule(np.arcsin, "x", partials={"x": "1.0 / np.sqrt(1.0 - x * x)"})
+defrule(np.arccos, "x", partials={"x": "-1.0 / np.sqrt(1.0 - x * x)"})
+defrule(np.arctan, "x", partials={"x": "1.0 / (1.0 + x * x)"})
+defrule(np.sinh, "x", partials={"x": "np.cosh(x)"})
+defrule(np.cosh, "x", partials={"x": "np.sinh(x)"})
+defrule(np.tanh, "x", partials={"x": "1.0 - ans * ans"})
+defrule(np.arcsinh, "x", partials={"x": "1.0 / np.sqrt(x * x + 1.0)"})
+defrule(np.arctanh, "x", partials={"x": "1.0 / (1.0 - x * x)"})
+defrule(np.exp, "x", partials={"x": "ans"})
+defrule(np.exp2, "x", partials={"x": "ans * np.log(2.0)"})
+defrule(np.expm1, "x", partials={"x": "ans + 1.0"})
+defrule(np.log, "x", partials={"x": "1.0 / x"})
+defrule(np.log2, "x", partials={"x": "1.0 / (x * np.log(2.0))"})
+defrule(np.log10, "x", partials={"x": "1.0 / (x * np.log(10.0))"})
+defrule(np.log1p, "x", partials={"x": "1.0 / (1.0 + x)"})
+defrule(np.sqrt, "x", partials={"x": "0.5 / ans"})
+defrule(np.cbrt, "x", partials={"x": "1.0 / (3.0 * ans * ans)"})
+defrule(np.square, "x", partials={"x": "2.0 * x"})
+defrule(np.reciprocal, "x", partials={"x": "-ans * ans"})
+defrule(np.abs, "x", partials={"x": "np.sign(x)"})
+
+# -- binary -----------------------------------------------------------------------------
+defrule(np.add, "x, y", partials={"x": "1", "y": "1"})
+defrule(np.subtract, "x, y", partials={"x": "1", "y": "-1"})
+defrule(np.multiply, "x, y", partials={"x": "y", "y": "x"})
+defrule_elementwise(np.true_divide, "x, y",
+                    adjoint={"x": "g / y", "y": "-g * ans / y"},
+                    tangent={"x": "x_dot / y", "y": "-y_dot * ans / y"})
+defrule(np.maximum, "x, y", partials={"x": "x >= y", "y": "x < y"})
+defrule(np.minimum, "x, y", partials={"x": "x <= y", "y": "x > y"})
+defrule(np.fmax, "x, y", partials={"x": "x >= y", "y": "x < y"})
+defrule(np.fmin, "x, y", partials={"x": "x <= y", "y": "x > y"})
+defrule(np.logaddexp, "x, y", partials={"x": "np.exp(x - ans)", "y": "np.exp(y - ans)"})
+defrule(np.arctan2, "x, y", partials={"x": "y / (x * x + y * y)", "y": "-x / (x * x + y * y)"})
+defrule(np.hypot, "x, y", partials={"x": "x / ans", "y": "y / ans"})
+
+
+def _power_base(ctx):
+    """d(x ** y)/dx, written out for the exponents people use."""
+    if not ctx.active("y") and ctx.given_number("y"):
+        e = ctx.value("y")
+        if e == 0:
+            return "0.0 * x"
+        if e == 1:
+            return "1"
+        if e == 2:
+            return "2.0 * x"
+        if e == 0.5:
+            return "0.5 / ans"
+        if e == -1:
+            return "-ans * ans"
+        if float(e).is_integer():
+            return f"{float(e)!r} * x ** {int(e) - 1}"
+        return f"{e!r} * x ** {e - 1!r}"
+    return "y * x ** (y - 1.0)"
+
+
+defrule(np.power, "x, y", partials={"x": _power_base, "y": "ans * np.log(x)"})
+
+
+def _clip_inside(ctx):
+    lo, hi = ctx.given("a_min"), ctx.given("a_max")
+    if lo and hi:
+        return "(a >= a_min) & (a <= a_max)"
+    return "a >= a_min" if lo else "a <= a_max"
+
+
+defrule(np.clip, "a, a_min=None, a_max=None",
+        partials={"a": _clip_inside, "a_min": "a < a_min", "a_max": "a > a_max"})
+
+defrule_elementwise(np.where, "condition, x, y",
+                    adjoint={"x": "np.where(condition, g, 0.0)", "y": "np.where(condition, 0.0, g)"},
+                    tangent={"x": "np.where(condition, x_dot, 0.0)",
+                             "y": "np.where(condition, 0.0, y_dot)"})
+
+# -- zero derivative: results are constants to the compiler ------------------------------
+nondiff(np.sign, np.floor, np.ceil, np.trunc, np.rint, np.round,
+        np.less, np.less_equal, np.greater, np.greater_equal, np.equal, np.not_equal,
+        np.logical_and, np.logical_or, np.logical_not, np.logical_xor,
+        np.isnan, np.isfinite, np.isinf, np.floor_divide, np.remainder,
+        np.argmax, np.argmin, np.argsort, np.any, np.all, np.nonzero, np.shape, np.ndim,
+        np.arange, np.zeros, np.ones, np.eye, np.full, np.empty, np.linspace, np.identity,
+        np.zeros_like, np.ones_like, np.full_like, np.empty_like, np.tri, np.tril_indices,
+        np.triu_indices)

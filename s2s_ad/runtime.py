@@ -1,0 +1,35 @@
+"""The few helpers generated code calls. Each is plain NumPy, small, and has its own
+derivative rule, so generated code stays differentiable (hvp, higher orders)."""
+import numpy as np
+
+__all__ = ["unbroadcast", "prod_others"]
+
+
+def unbroadcast(g, x):
+    """Sum `g` down to the shape of `x`, undoing NumPy broadcasting.
+
+    Generated code calls this only where shapes are not known when it is generated
+    (after boolean-mask indexing); elsewhere the reduction is written out.
+    """
+    shape = np.shape(x)
+    if np.shape(g) == shape:
+        return g
+    lead = np.ndim(g) - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape)
+                                      if d == 1 and np.shape(g)[lead + i] != 1)
+    return np.reshape(np.sum(g, axis=axes), shape)
+
+
+def prod_others(a, axis):
+    """For each element, the product of the other elements along `axis` (the partial
+    derivative of np.prod), from exclusive cumulative products: exact when `a` has zeros."""
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    axes = tuple(ax % a.ndim for ax in axes)
+    moved = np.moveaxis(a, axes, tuple(range(a.ndim - len(axes), a.ndim)))
+    flat = np.reshape(moved, moved.shape[:a.ndim - len(axes)] + (-1,))
+    ones = np.ones_like(flat[..., :1])
+    left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
+    right = np.flip(np.cumprod(np.concatenate([ones, np.flip(flat[..., 1:], -1)], axis=-1),
+                               axis=-1), -1)
+    others = np.reshape(left * right, moved.shape)
+    return np.moveaxis(others, tuple(range(a.ndim - len(axes), a.ndim)), axes)
