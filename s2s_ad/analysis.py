@@ -2,16 +2,22 @@
 reaches the output (useful), and is of a floating type. Code for the adjoint is made for
 active values only."""
 from .ir import atom_vars, op_vars
+from .primitives import name_of
 from .rules import lookup
 
 
-def active_values(program, infos, wrt):
+def active_values(program, infos, wrt, error):
     varied = set(wrt)
     for op in program.ops:
         rule = lookup(op.prim)
+        touched = any(n in varied for n in op_vars(op))
+        if touched and rule.constant_args and infos[op.target].differentiable:
+            raise error(op, f"{name_of(op.prim)} of a value that depends on the differentiated "
+                            "argument would drop its derivative",
+                        "build arrays from computed values with np.stack or np.concatenate")
         if rule is None or rule.nondiff or not infos[op.target].differentiable:
             continue
-        if any(n in varied for n in op_vars(op)):
+        if touched:
             varied.add(op.target)
     useful = set(atom_vars(program.result))
     for op in reversed(program.ops):

@@ -19,7 +19,8 @@ from .errors import TransformError
 from .ir import Const, Global, Seq, Var, render
 from .rules import lookup
 from .rules.context import RuleContext
-from .rules.registry import Project, Scatter, instantiate, plus, template_names, times
+from .rules.registry import (Project, Scatter, coefficient, instantiate, plus, template_names,
+                             times)
 
 VIEWS = {"reshape", "broadcast_to", "transpose", "expand_dims", "squeeze", "swapaxes",
          "moveaxis", "flip", "ravel", "T", "astype"}
@@ -58,7 +59,7 @@ class ReverseMode:
         self.infos = infos
         self.wrt = wrt
         self.with_value = with_value
-        self.active = active_values(program, infos, wrt)
+        self.active = active_values(program, infos, wrt, self.error)
         self.contribs = {}
         self.blocks = []             # [(line, [stmts])] of the backward sweep
         self.stmts = None
@@ -111,6 +112,11 @@ class ReverseMode:
             parts = self.finalize_container(op.target, info)
             if not parts:
                 return
+            for path, (expr, shape) in list(parts.items()):
+                slot = self.info_of_key((op.target, path))
+                if shape == () and slot.shape != ():  # a scalar standing for a broadcast
+                    parts[path] = (astb.call("np.full_like", [_path_expr(op.target, path), expr]),
+                                   slot.shape)
             g, g_shape, g_parts = None, None, parts
         else:
             done = self.finalize(op.target)
@@ -197,7 +203,8 @@ class ReverseMode:
                     self.add((key, (out.key,) + sub), Contribution(expr, shape))
             return
         if isinstance(out, Scatter):
-            self.add(key, Contribution(g, g_shape, index=render(out.index), repeats=out.repeats))
+            index = _index_value(out.index) if out.repeats else render(out.index)
+            self.add(key, Contribution(g, g_shape, index=index, repeats=out.repeats))
             return
         text, shape = out if isinstance(out, tuple) else (out, None)
         expr = instantiate(text, mapping)
@@ -235,6 +242,8 @@ class ReverseMode:
             expr = astb.call("np.reshape", [
                 astb.call("np.sum", [expr], {"axis": _axes(lead_axes + keep_axes)}),
                 render(Const(xs))])
+        elif lead_axes and not xs:
+            expr = astb.call("np.sum", [expr])
         elif lead_axes:
             expr = astb.call("np.sum", [expr], {"axis": _axes(lead_axes)})
         elif keep_axes:
@@ -257,8 +266,9 @@ class ReverseMode:
         scatters = [c for c in cs if c.index is not None]
         name = self.bar(key)
         if not scatters:
-            if len(dense) == 1 and isinstance(dense[0].expr, (gast.Name, gast.Constant)):
-                return dense[0].expr, dense[0].shape
+            if len(dense) == 1 and (isinstance(dense[0].expr, (gast.Name, gast.Constant))
+                                    or coefficient(dense[0].expr)):
+                return dense[0].expr, dense[0].shape  # a name or a number: use it as is
             total = plus([c.expr for c in dense])
             self.emit(astb.assign(name, total))
             if fresh_array(total):
@@ -337,6 +347,11 @@ class ReverseMode:
         expr, shape = done
         if shape == () and info.shape != ():
             return astb.call("np.full_like", [primal, expr])
+        if any(i.kind == "array" and i.dtype.kind == "f" and i.dtype.itemsize > info.dtype.itemsize
+               for i in self.infos.values()):
+            # Wider values met on the way (float32 * a float64 constant): cast back.
+            return astb.call(astb.attr(expr, "astype"), [render(Const(info.dtype.type))],
+                             {"copy": astb.const(False)})
         # Hand out arrays the backward sweep made itself, once each; copy anything else
         # (an input, a view, an adjoint shared with another gradient).
         if isinstance(expr, gast.Name) and expr.id in self.owned and expr.id not in self.handed_out:
@@ -345,6 +360,17 @@ class ReverseMode:
         if fresh_array(expr):
             return expr
         return astb.call("np.copy", [expr])
+
+
+def _index_value(atom):
+    """An index as a value (for np.add.at): slices written as slice(...)."""
+    from .ir import Slice
+    if isinstance(atom, Slice):
+        return astb.call("slice", [render(p) if p is not None else astb.const(None)
+                                   for p in (atom.lower, atom.upper, atom.step)])
+    if isinstance(atom, Seq):
+        return astb.tuple_([_index_value(a) for a in atom.items])
+    return render(atom)
 
 
 def _path_expr(var, path):
@@ -395,12 +421,16 @@ def adjoint_source(program, infos, wrt, with_value, as_tuple):
             blocks.append((comment, [op_stmt(op)]))
     blocks.append(("-- backward sweep --", []))
     for line, stmts in mode.blocks:
-        blocks.append((f"{short}:{line}", stmts))
+        if blocks[-1][0] == f"{short}:{line}":
+            blocks[-1][1].extend(stmts)
+        else:
+            blocks.append((f"{short}:{line}", stmts))
     blocks.append((None, final + [astb.ret(returned)]))
     blocks = optimize(blocks)
 
     forward_names = {op.target for op in forward_ops}
-    kept = sorted(n for n in backward_reads if n in forward_names)
+    sweep_reads = set().union(*[astb.load_names(s) for s in backward[:-1]])
+    kept = sorted(n for n in sweep_reads if n in forward_names)
     kept_text = ", ".join(f"{n} ({infos[n].describe()})" for n in kept) or "nothing"
     inputs = ", ".join(f"{p} ({infos[p].describe()})" for p in program.params)
     what = "Value and gradient" if with_value else "Gradient"

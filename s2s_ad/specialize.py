@@ -70,7 +70,7 @@ def info_of(value, dynamic=False):
         return Info("dict", value={k: info_of(v) for k, v in value.items()})
     if isinstance(value, np.integer) and np.ndim(value) == 0:
         return Info("array", shape=(), dtype=value.dtype, value=int(value), ndim=0)
-    if hasattr(value, "shape") and hasattr(value, "dtype"):
+    if hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, type):
         return Info("array", shape=None if dynamic else tuple(value.shape),
                     dtype=np.dtype(value.dtype), dynamic=dynamic, ndim=len(value.shape))
     if isinstance(value, (slice, type(Ellipsis))):

@@ -8,6 +8,8 @@ Ties: `np.maximum(x, y)` sends the whole derivative to `x` where x == y, and
 `np.minimum(x, y)` likewise (the first argument wins a tie).
 `abs` at 0 and `clip` at its bounds take the derivative of the inside (1 at the bound).
 """
+import math
+
 import numpy as np
 
 from .registry import defrule, defrule_elementwise, nondiff
@@ -27,11 +29,12 @@ defrule(np.tanh, "x", partials={"x": "1.0 - ans * ans"})
 defrule(np.arcsinh, "x", partials={"x": "1.0 / np.sqrt(x * x + 1.0)"})
 defrule(np.arctanh, "x", partials={"x": "1.0 / (1.0 - x * x)"})
 defrule(np.exp, "x", partials={"x": "ans"})
-defrule(np.exp2, "x", partials={"x": "ans * np.log(2.0)"})
+# ln 2 and ln 10 as Python floats: a NumPy float64 scalar would turn float32 into float64.
+defrule(np.exp2, "x", partials={"x": "ans * 0.6931471805599453"})
 defrule(np.expm1, "x", partials={"x": "ans + 1.0"})
 defrule(np.log, "x", partials={"x": "1.0 / x"})
-defrule(np.log2, "x", partials={"x": "1.0 / (x * np.log(2.0))"})
-defrule(np.log10, "x", partials={"x": "1.0 / (x * np.log(10.0))"})
+defrule(np.log2, "x", partials={"x": "1.0 / (x * 0.6931471805599453)"})
+defrule(np.log10, "x", partials={"x": "1.0 / (x * 2.302585092994046)"})
 defrule(np.log1p, "x", partials={"x": "1.0 / (1.0 + x)"})
 defrule(np.sqrt, "x", partials={"x": "0.5 / ans"})
 defrule(np.cbrt, "x", partials={"x": "1.0 / (3.0 * ans * ans)"})
@@ -75,18 +78,33 @@ def _power_base(ctx):
     return "y * x ** (y - 1.0)"
 
 
-defrule(np.power, "x, y", partials={"x": _power_base, "y": "ans * np.log(x)"})
+def _power_exponent(ctx):
+    if ctx.given_number("x"):  # 2.0 ** y: ln 2 as a Python float keeps float32 float32
+        return f"ans * {math.log(ctx.value('x'))!r}"
+    return "ans * np.log(x)"
 
 
-def _clip_inside(ctx):
+defrule(np.power, "x, y", partials={"x": _power_base, "y": _power_exponent})
+
+
+# np.clip(a, lo, hi) is np.minimum(np.maximum(a, lo), hi), also when lo > hi.
+def _clip_a(ctx):
     lo, hi = ctx.given("a_min"), ctx.given("a_max")
     if lo and hi:
         return "(a >= a_min) & (a <= a_max)"
     return "a >= a_min" if lo else "a <= a_max"
 
 
+def _clip_min(ctx):
+    return "(a < a_min) & (a_min <= a_max)" if ctx.given("a_max") else "a < a_min"
+
+
+def _clip_max(ctx):
+    return "np.maximum(a, a_min) > a_max" if ctx.given("a_min") else "a > a_max"
+
+
 defrule(np.clip, "a, a_min=None, a_max=None",
-        partials={"a": _clip_inside, "a_min": "a < a_min", "a_max": "a > a_max"})
+        partials={"a": _clip_a, "a_min": _clip_min, "a_max": _clip_max})
 
 defrule_elementwise(np.where, "condition, x, y",
                     adjoint={"x": "np.where(condition, g, 0.0)", "y": "np.where(condition, 0.0, g)"},
@@ -102,3 +120,7 @@ nondiff(np.sign, np.floor, np.ceil, np.trunc, np.rint, np.round,
         np.arange, np.zeros, np.ones, np.eye, np.full, np.empty, np.linspace, np.identity,
         np.zeros_like, np.ones_like, np.full_like, np.empty_like, np.tri, np.tril_indices,
         np.triu_indices)
+
+# Constructors that copy values: fine on constants; on a computed value they would lose its
+# derivative, so the compiler refuses that (see analysis.active_values).
+nondiff(np.array, np.asarray, np.ascontiguousarray, constant_args=True)

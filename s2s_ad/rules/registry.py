@@ -50,6 +50,7 @@ class Rule:
         # True: the rule's templates accept a scalar `g` that stands for a broadcast one;
         # "through": such a `g` passes through unchanged (reshape, transpose, ...).
         self.lazy_g = lazy_g or elementwise
+        self.constant_args = False
 
     @property
     def differentiable_params(self):
@@ -125,9 +126,13 @@ class Project:
         self.key = key
 
 
-def nondiff(*prims):
+def nondiff(*prims, constant_args=False):
+    """Primitives with a zero derivative. With constant_args, ones that copy values
+    (np.array): calling them on a value that carries a derivative is an error instead."""
     for prim in prims:
-        _TABLE[_key(prim)] = Rule(prim, [], None, None, None, (), False, nondiff=True)
+        rule = Rule(prim, [], None, None, None, (), False, nondiff=True)
+        rule.constant_args = constant_args
+        _TABLE[_key(prim)] = rule
 
 
 def lookup(prim):
@@ -172,8 +177,35 @@ def template_names(template):
 
 # -- algebra on trees: keep generated code free of `1.0 * g` and `g * -1` ---------------
 
+def coefficient(node):
+    """(numerator, denominator) when `node` is a number such as 2.0 or 1.0 / 12."""
+    if isinstance(node, gast.Constant) and type(node.value) in (int, float):
+        return node.value, None
+    if isinstance(node, gast.BinOp) and isinstance(node.op, gast.Div):
+        num, den = coefficient(node.left), coefficient(node.right)
+        if num and den and num[1] is None and den[1] is None:
+            return num[0], den[0]
+    if isinstance(node, gast.UnaryOp) and isinstance(node.op, gast.USub):
+        inner = coefficient(node.operand)
+        if inner:
+            return -inner[0], inner[1]
+    return None
+
+
+def _number(num, den):
+    node = astb.const(abs(num))
+    if den is not None:
+        node = astb.binop(node, gast.Div(), astb.const(den))
+    return astb.neg(node) if num < 0 else node
+
+
 def times(g, d):
     """g * d, folded: g is an expression, d a partial derivative expression."""
+    cg = coefficient(g)
+    if cg and isinstance(d, gast.BinOp) and isinstance(d.op, gast.Mult):
+        cd = coefficient(d.left)
+        if cd and cd[1] is None:  # (1.0 / 12) * (2.0 * r) -> 2.0 / 12 * r
+            return astb.binop(_number(cg[0] * cd[0], cg[1]), gast.Mult(), d.right)
     if astb.is_const(d, 1):
         return g
     if astb.is_const(g, 1):

@@ -1,0 +1,106 @@
+"""Shared test helpers: functions written as real source files, and finite differences."""
+import hashlib
+import importlib.util
+import pathlib
+import sys
+import tempfile
+
+import numpy as np
+
+_DIR = pathlib.Path(tempfile.mkdtemp(prefix="s2s_ad_tests_"))
+
+
+def module_from_source(source, prefix="case"):
+    """Import `source` as a module from a real file, so s2s_ad reads it like user code."""
+    name = f"{prefix}_{hashlib.sha1(source.encode()).hexdigest()[:12]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = _DIR / f"{name}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def function_from_source(source, name="f"):
+    return getattr(module_from_source("import numpy as np\n\n\n" + source), name)
+
+
+def numeric_grad(f, args, wrt, eps=1e-6):
+    """Central differences of scalar f with respect to args[wrt] (float64, any structure)."""
+    args = list(args)
+    leaves, rebuild = _flatten(args[wrt])
+    grads = []
+    for k, leaf in enumerate(leaves):
+        if isinstance(leaf, float):
+            def at(v):
+                new = list(leaves)
+                new[k] = v
+                args[wrt] = rebuild(new)
+                return float(f(*args))
+            grads.append((at(leaf + eps) - at(leaf - eps)) / (2 * eps))
+            continue
+        base = np.array(leaf, dtype=np.float64)
+        g = np.zeros_like(base)
+        for i in np.ndindex(base.shape):
+            vals = []
+            for sign in (1, -1):
+                x = base.copy()
+                x[i] += sign * eps
+                new = list(leaves)
+                new[k] = x
+                args[wrt] = rebuild(new)
+                vals.append(float(f(*args)))
+            g[i] = (vals[0] - vals[1]) / (2 * eps)
+        grads.append(g)
+    return rebuild(grads)
+
+
+def _flatten(tree):
+    if isinstance(tree, dict):
+        keys = list(tree)
+        parts = [_flatten(tree[k]) for k in keys]
+        sizes = [len(p[0]) for p in parts]
+
+        def rebuild(leaves):
+            out, i = {}, 0
+            for key, (_, rb), n in zip(keys, parts, sizes):
+                out[key] = rb(leaves[i:i + n])
+                i += n
+            return out
+        return [l for p in parts for l in p[0]], rebuild
+    if isinstance(tree, (list, tuple)):
+        kind = type(tree)
+        parts = [_flatten(t) for t in tree]
+        sizes = [len(p[0]) for p in parts]
+
+        def rebuild(leaves):
+            out, i = [], 0
+            for (_, rb), n in zip(parts, sizes):
+                out.append(rb(leaves[i:i + n]))
+                i += n
+            return kind(out)
+        return [l for p in parts for l in p[0]], rebuild
+    return [tree], lambda leaves: leaves[0]
+
+
+def assert_tree_close(actual, expected, rtol=1e-6, atol=1e-8, dtype=None):
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict) and actual.keys() == expected.keys()
+        for k in expected:
+            assert_tree_close(actual[k], expected[k], rtol, atol, dtype)
+        return
+    if isinstance(expected, (list, tuple)):
+        assert type(actual) is type(expected) and len(actual) == len(expected)
+        for a, e in zip(actual, expected):
+            assert_tree_close(a, e, rtol, atol, dtype)
+        return
+    if isinstance(expected, float):
+        assert isinstance(actual, float), f"expected a Python float, got {type(actual)}"
+    else:
+        assert np.shape(actual) == np.shape(expected), (np.shape(actual), np.shape(expected))
+        if dtype is not None:
+            assert actual.dtype == dtype, f"dtype {actual.dtype}, expected {dtype}"
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
