@@ -183,8 +183,9 @@ class ReverseMode:
                     mapping[f"{name}{i}"] = astb.subscript(render(atom), astb.const(i))
                     shapes[f"{name}{i}"] = self.infos[atom.name].value[i].shape
         if g_parts is not None:
-            for (i,), (expr, _shape) in g_parts.items():
-                mapping[f"g{i}"] = expr
+            for path, (expr, _shape) in g_parts.items():
+                if len(path) == 1:
+                    mapping[f"g{path[0]}"] = expr
 
         if param in rule.partials:
             partial = rule.partials[param]
@@ -341,7 +342,10 @@ class ReverseMode:
         if not info.differentiable:
             return astb.const(None)
         if info.kind == "float":
-            return astb.call("float", [done[0]]) if done else astb.const(0.0)
+            number = coefficient(done[0]) if done else (0.0, None)
+            if number:  # a constant derivative: write the float
+                return astb.const(number[0] / (number[1] or 1.0))
+            return astb.call("float", [done[0]])
         if done is None:
             return astb.call("np.zeros_like", [primal])
         expr, shape = done

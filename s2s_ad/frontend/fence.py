@@ -79,13 +79,14 @@ class Fence(gast.NodeVisitor):
         body = fn.body
         if body and isinstance(body[0], gast.Expr) and isinstance(body[0].value, gast.Constant):
             body = body[1:]  # docstring
-        if not body or not isinstance(body[-1], gast.Return) or body[-1].value is None:
-            self.reject(body[-1] if body else fn, "the function must end with `return value`",
-                        "return the value to differentiate on the last line")
         for stmt in body:
             if isinstance(stmt, gast.Return) and stmt is not body[-1]:
                 self.reject(stmt, "only one `return`, at the end, is supported yet",
                             "compute the value and return it on the last line")
+        if not body or not isinstance(body[-1], gast.Return) or body[-1].value is None:
+            self.reject(body[-1] if body else fn, "the function must end with `return value`",
+                        "return the value to differentiate on the last line")
+        for stmt in body:
             if isinstance(stmt, gast.Expr):
                 self.reject(stmt, "an expression whose value is unused (a call for its "
                                   "side effect?) is not supported",

@@ -18,6 +18,14 @@ from .resolve import Scope, is_module
 RESULT_NAME = "out"
 
 
+def _hashable(value):
+    try:
+        hash(value)
+        return True
+    except TypeError:
+        return False
+
+
 def ast_text(node):
     return node.id if isinstance(node, gast.Name) else f"{ast_text(node.value)}.{node.attr}"
 
@@ -37,6 +45,7 @@ class Normalizer:
         self.globals = {}
         self.counter = 0
         self.node = fn
+        self.reads = {}      # (container, constant key) -> the value read, reused
 
     # -- names --------------------------------------------------------------------------
     def fresh(self, base):
@@ -121,6 +130,7 @@ class Normalizer:
     # -- expressions --------------------------------------------------------------------
     def emit(self, prim, args, kwargs=None, target=None, node=None):
         name = self.new_def(target) if target else self.temp()
+        self.taken.add(name)
         node = node or self.node
         self.ops.append(Op(name, prim, tuple(args), dict(kwargs or {}), self.src.line(node),
                            getattr(node, "col_offset", 0) + self.src.col_offset))
@@ -178,7 +188,23 @@ class Normalizer:
     def index(self, value, idx, target=None, node=None):
         if isinstance(value, Seq) and isinstance(idx, Const) and isinstance(idx.value, int):
             return value.items[idx.value]
+        if isinstance(idx, Const) and (value, idx.value) in self.reads:
+            return self.reads[(value, idx.value)]  # p["layers"] read again: the same value
+        if isinstance(idx, Const) and isinstance(value, Var) and _hashable(idx.value):
+            # Values are never mutated (item assignment is refused), so reads can be shared.
+            var = self.emit(INDEX, (value, idx), target=target or (
+                self.fresh_key_name(idx.value) if isinstance(idx.value, str)
+                and idx.value.isidentifier() else None), node=node)
+            self.reads[(value, idx.value)] = var
+            return var
+        if target is None and isinstance(idx, Const) and isinstance(idx.value, str) \
+                and idx.value.isidentifier():
+            # params["W1"] is called W1 in generated code (its adjoint W1_bar).
+            return self.emit(INDEX, (value, idx), target=self.fresh_key_name(idx.value), node=node)
         return self.emit(INDEX, (value, idx), target=target, node=node)
+
+    def fresh_key_name(self, key):
+        return key if key not in self.taken else None
 
     def index_atom(self, node):
         if isinstance(node, gast.Slice):
@@ -250,7 +276,8 @@ class Normalizer:
             try:
                 return self.scope.lookup(node.id)
             except KeyError:
-                raise self.error(node, f"the name `{node.id}` is not defined") from None
+                raise self.error(node, f"the name `{node.id}` is not defined",
+                                 "define it at module level or pass it in as an argument") from None
         if isinstance(node, gast.Attribute):
             base = self.resolve(node.value)
             try:

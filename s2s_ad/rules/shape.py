@@ -113,10 +113,10 @@ defrule(np.tile, "A, reps", linear=("A",), adjoint={"A": _tile})
 
 
 def _repeat(ctx):
-    repeats = ctx.value("repeats")
-    if not isinstance(repeats, int):
+    if ctx.info("repeats").kind != "int":
         raise ctx.error("np.repeat with an array of repeat counts is not supported",
                         "use one repeat count, or index with np.arange(...).repeat(...)")
+    repeats = ctx.value("repeats")
     shape = ctx.shape("a")
     if not ctx.given("axis"):
         return f"np.reshape(np.sum(np.reshape(g, ({int(np.prod(shape))}, {repeats})), axis=1), {shape})"
@@ -126,3 +126,7 @@ def _repeat(ctx):
 
 
 defrule(np.repeat, "a, repeats, axis=None", linear=("a",), adjoint={"a": _repeat})
+
+# Triangles keep some elements and zero the rest: the adjoint keeps the same ones.
+defrule(np.tril, "m, k=0", linear=("m",), adjoint={"m": "np.tril(g, k)"})
+defrule(np.triu, "m, k=0", linear=("m",), adjoint={"m": "np.triu(g, k)"})

@@ -1,0 +1,177 @@
+"""The public API: wrt forms, decorators, containers, dtypes, the cache, the generated code."""
+import importlib.util
+import linecache
+
+import numpy as np
+import pytest
+
+import s2s_ad as ad
+from helpers import assert_tree_close, function_from_source, module_from_source, numeric_grad
+
+RNG = np.random.default_rng(5)
+A, B = RNG.normal(size=(3, 4)), RNG.normal(size=(4,))
+
+f2 = function_from_source("def f2(a, b, k=2.0):\n    return np.sum(np.tanh(a * b) * k)\n", "f2")
+
+
+@pytest.mark.parametrize("wrt,expected", [
+    (0, "a"), ("a", "a"), (1, "b"), ("b", "b"), (-2, "b"), ((0, 1), ("a", "b")),
+    (("b", 0), ("b", "a")), ((1,), ("b",)),
+])
+def test_wrt_by_index_name_and_tuple(wrt, expected):
+    got = ad.grad(f2, wrt=wrt)(A, B)
+    numeric = {"a": numeric_grad(f2, [A, B], 0), "b": numeric_grad(f2, [A, B], 1)}
+    if isinstance(expected, tuple):
+        assert isinstance(got, tuple) and len(got) == len(expected)
+        for g, name in zip(got, expected):
+            assert_tree_close(g, numeric[name], rtol=1e-6)
+    else:
+        assert_tree_close(got, numeric[expected], rtol=1e-6)
+
+
+def test_keyword_and_default_arguments():
+    g1 = ad.grad(f2)(A, B, k=3.0)
+    g2 = ad.grad(f2)(A, b=B, k=3.0)
+    assert_tree_close(g1, numeric_grad(lambda a, b: f2(a, b, 3.0), [A, B], 0), rtol=1e-6)
+    assert_tree_close(g2, g1)
+
+
+def test_decorator_forms():
+    mod = module_from_source(
+        "import numpy as np\nimport s2s_ad as ad\n\n\n@ad.grad\ndef g1(x):\n    return np.sum(x * x)\n\n\n"
+        "@ad.value_and_grad(wrt=(0, 1))\ndef g2(x, y):\n    return np.sum(x * y)\n", "decorated")
+    assert_tree_close(mod.g1(B), 2 * B)
+    value, (gx, gy) = mod.g2(B, 2 * B)
+    assert np.isclose(value, np.sum(2 * B * B))
+    assert_tree_close(gx, 2 * B)
+    assert_tree_close(gy, B)
+
+
+def test_value_and_grad_returns_the_value():
+    value, g = ad.value_and_grad(f2, wrt=1)(A, B)
+    assert value == pytest.approx(f2(A, B))
+    assert_tree_close(g, ad.grad(f2, wrt=1)(A, B))
+
+
+nested = function_from_source(
+    "def nested(p, x):\n"
+    "    h = np.tanh(x @ p['layers'][0]['W'] + p['layers'][0]['b'])\n"
+    "    h = h @ p['layers'][1][0] * p['scale']\n"
+    "    return np.sum(h ** 2) + p['layers'][1][1] * 0.0 + p['bias'] * np.sum(h)\n", "nested")
+
+
+def test_nested_containers_give_gradients_of_the_same_structure():
+    p = {"layers": [{"W": RNG.normal(size=(3, 4)), "b": RNG.normal(size=4)},
+                    (RNG.normal(size=(4, 2)), 1.5)],
+         "scale": 0.7, "bias": RNG.normal(size=()), "unused": np.ones(3)}
+    x = RNG.normal(size=(5, 3))
+    g = ad.grad(nested)(p, x)
+    assert isinstance(g["layers"], list) and isinstance(g["layers"][1], tuple)
+    assert isinstance(g["scale"], float) and isinstance(g["layers"][1][1], float)
+    np.testing.assert_array_equal(g["unused"], np.zeros(3))
+    assert_tree_close(g, numeric_grad(nested, [p, x], 0), rtol=1e-5, atol=1e-8)
+
+
+def test_float32_dict_keeps_dtype_and_shape():
+    p = {"W": RNG.normal(size=(3, 4)).astype(np.float32), "b": np.float32(0.5) * np.ones(4, np.float32)}
+    f = function_from_source("def f(p, x):\n    return np.mean((x @ p['W'] + p['b']) ** 2)\n")
+    g = ad.grad(f)(p, RNG.normal(size=(2, 3)).astype(np.float32))
+    assert g["W"].dtype == np.float32 and g["W"].shape == (3, 4)
+    assert g["b"].dtype == np.float32 and g["b"].shape == (4,)
+
+
+def test_gradients_are_fresh_arrays_and_inputs_are_untouched():
+    f = function_from_source("def f(x, y):\n    return np.sum(x * y) + np.sum(x)\n")
+    x, y = RNG.normal(size=3), RNG.normal(size=3)
+    x0, y0 = x.copy(), y.copy()
+    gx, gy = ad.grad(f, wrt=(0, 1))(x, y)
+    assert not np.shares_memory(gx, y) and not np.shares_memory(gy, x)
+    gx += 1.0
+    gy *= 2.0
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(y, y0)
+    g = ad.grad(function_from_source("def f(x, y):\n    return np.sum(x + y)\n"), wrt=(0, 1))(x, y)
+    assert not np.shares_memory(g[0], g[1])
+    g[0][0] = 5.0
+
+
+def test_output_not_depending_on_wrt_gives_zeros():
+    f = function_from_source("def f(x, y):\n    return np.sum(y * 2.0)\n")
+    np.testing.assert_array_equal(ad.grad(f)(A, A), np.zeros_like(A))
+
+
+def test_cache_second_call_does_no_transformation(monkeypatch):
+    f = function_from_source("def f(x):\n    return np.sum(np.sin(x))\n")
+    df = ad.grad(f)
+    df(B)
+    calls = []
+    original = ad.api.Transformed._transform
+    monkeypatch.setattr(ad.api.Transformed, "_transform",
+                        lambda self, args: calls.append(1) or original(self, args))
+    df(B)
+    ad.grad(f)(B)           # a new grad(f) shares the cache
+    assert calls == []
+    df(A)                   # new shapes: a new specialisation
+    assert calls == [1]
+
+
+def test_redefining_a_global_gives_a_fresh_transformation():
+    mod = module_from_source("import numpy as np\nSCALE = 2.0\n\n\ndef f(x):\n"
+                             "    return np.sum(x) * SCALE\n", "redefine")
+    df = ad.grad(mod.f)
+    assert_tree_close(df(B), 2.0 * np.ones(4))
+    mod.SCALE = 3.0
+    assert_tree_close(df(B), 3.0 * np.ones(4))
+
+
+def test_generated_source_is_deterministic_and_runs_standalone(tmp_path):
+    src1 = ad.source(ad.grad(f2, wrt=(0, 1)), A, B)
+    ad.api._CACHE.clear()
+    src2 = ad.source(ad.grad(f2, wrt=(0, 1)), A, B)
+    assert src1 == src2
+    assert "asarray" not in src1
+    path = tmp_path / "standalone.py"
+    path.write_text(src1)
+    spec = importlib.util.spec_from_file_location("standalone", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert_tree_close(module.grad_f2(A, B, 2.0), ad.grad(f2, wrt=(0, 1))(A, B))
+
+
+def test_generated_code_is_in_linecache_for_tracebacks():
+    df = ad.grad(f2)
+    df(A, B)
+    fn, _ = df.specialization(A, B)
+    filename = fn.__code__.co_filename
+    assert "".join(linecache.getlines(filename)) == ad.source(df)
+
+
+def test_generated_code_quality():
+    mod = module_from_source(
+        "import numpy as np\n\n\ndef loss(W, b, x, y):\n    h = np.tanh(x @ W + b)\n"
+        "    return np.mean((h - y) ** 2)\n", "quality")
+    W, b, x, y = RNG.normal(size=(3, 3)), RNG.normal(size=3), RNG.normal(size=(4, 3)), RNG.normal(size=(4, 3))
+    src = ad.source(ad.grad(mod.loss, wrt=("W", "b")), W, b, x, y)
+    assert "with respect to W, b; reverse mode" in src
+    assert "Kept for the backward sweep: h (4x3 float64)" in src
+    assert "# quality_" in src and ":5  h = np.tanh(x @ W + b)" in src
+    assert "x_bar" not in src and "y_bar" not in src      # not in wrt: no adjoint
+    assert "zeros" not in src                               # nothing to add to
+    assert "1.0 - h * h" in src                             # tanh reuses its output
+    assert "W_bar = x.T @" in src and "b_bar = np.sum(" in src
+    assert "out =" not in src                               # the value is dead in grad
+
+
+def test_user_registered_rule():
+    mod = module_from_source(
+        "import numpy as np\n\n\ndef softplus(x):\n    return np.log1p(np.exp(x))\n\n\n"
+        "def f(x):\n    return np.sum(softplus(x) * x)\n", "userrule")
+    ad.defrule(mod.softplus, "x", partials={"x": "1.0 / (1.0 + np.exp(-x))"})
+    g = ad.grad(mod.f)(B)
+    assert_tree_close(g, numeric_grad(mod.f, [B], 0), rtol=1e-6)
+    assert "softplus(x)" in ad.source(ad.grad(mod.f))
+
+
+def test_source_needs_a_transformed_function():
+    with pytest.raises(TypeError):
+        ad.source(f2)

@@ -1,0 +1,114 @@
+"""Every construct the compiler refuses: a TransformError at transformation time that
+names the file and line, shows the line with a caret, and says what to write instead."""
+import numpy as np
+import pytest
+
+import s2s_ad as ad
+from helpers import function_from_source
+
+X = np.array([0.5, -1.0, 2.0])
+
+# (source of f(x) whose line 2 is the offending one, words the message must contain)
+REFUSED = [
+    ("def f(x):\n    if x[0] > 0:\n        x = x * 2\n    return np.sum(x)\n", "`if`"),
+    ("def f(x):\n    for i in range(3):\n        x = x * 2\n    return np.sum(x)\n", "loops"),
+    ("def f(x):\n    while np.sum(x) < 10:\n        x = x * 2\n    return np.sum(x)\n", "loops"),
+    ("def f(x):\n    try:\n        y = x\n    except Exception:\n        y = x\n    return np.sum(y)\n", "try"),
+    ("def f(x):\n    with np.errstate():\n        y = x\n    return np.sum(y)\n", "`with`"),
+    ("def f(x):\n    g = lambda v: v * 2\n    return np.sum(g(x))\n", "lambda"),
+    ("def f(x):\n    def g(v):\n        return v\n    return np.sum(g(x))\n", "nested function"),
+    ("def f(x):\n    global Y\n    return np.sum(x)\n", "global"),
+    ("def f(x):\n    yield x\n    return np.sum(x)\n", "yield"),
+    ("def f(x):\n    y = eval('x')\n    return np.sum(y)\n", "eval"),
+    ("def f(x):\n    exec('y = x')\n    return np.sum(x)\n", "exec"),
+    ("def f(x):\n    x[0] = 1.0\n    return np.sum(x)\n", "item and slice assignment"),
+    ("def f(x):\n    x[1:] += 1.0\n    return np.sum(x)\n", "item and slice assignment"),
+    ("def f(x):\n    del x\n    return 1.0\n", "del"),
+    ("def f(x):\n    import math\n    return np.sum(x)\n", "import"),
+    ("def f(x):\n    assert x.ndim == 1\n    return np.sum(x)\n", "assert"),
+    ("def f(x):\n    raise ValueError()\n    return np.sum(x)\n", "raise"),
+    ("def f(x):\n    d = {'a': x}\n    return np.sum(d['a'])\n", "dict literals"),
+    ("def f(x):\n    k = f'{x}'\n    return np.sum(x)\n", "f-strings"),
+    ("def f(x):\n    y = np.stack([*x])\n    return np.sum(y)\n", "unpacking"),
+    ("def f(x):\n    y = [v * 2 for v in x]\n    return np.sum(y)\n", "list comprehensions"),
+    ("def f(x):\n    y = x if x[0] > 0 else -x\n    return np.sum(y)\n", "conditional expressions"),
+    ("def f(x):\n    c = 0 < x[0] < 1\n    return np.sum(x) * c\n", "chained comparisons"),
+    ("def f(x):\n    print(x)\n    return np.sum(x)\n", "unused"),
+    ("def f(x):\n    y = np.sort(x)\n    return np.sum(y)\n", "no derivative rule for `np.sort`"),
+    ("def f(x):\n    y = helper(x)\n    return np.sum(y)\n", "your own function `helper`"),
+    ("def f(x):\n    y = x.cumprod()\n    return np.sum(y)\n", "method `.cumprod()`"),
+    ("def f(x):\n    y = x.real\n    return np.sum(y)\n", "attribute `.real`"),
+    ("def f(x):\n    return np.sum(x)\n    y = x\n", "only one `return`"),
+    ("def f(x):\n    y = x @ np.ones((2, 3, 3))\n    return np.sum(y)\n", "1-D array with a batched"),
+    ("def f(x):\n    y = np.einsum('...i->...', x)\n    return np.sum(y)\n", "'...'"),
+    ("def f(x):\n    y = np.array([x[0], x[1]])\n    return np.sum(y)\n", "np.stack"),
+    ("def f(x):\n    y = np.linalg.norm(x, ord=1)\n    return y\n", "default ord"),
+    ("def f(x):\n    y = np.repeat(x, np.array([1, 2, 1]))\n    return np.sum(y)\n", "repeat count"),
+    ("def f(x):\n    y = undefined_name * x\n    return np.sum(y)\n", "not defined"),
+    ("def f(x):\n    y = x ^ 2\n    return np.sum(y)\n", "operator"),
+]
+
+
+@pytest.mark.parametrize("src,words", REFUSED, ids=[w for _, w in REFUSED])
+def test_refused_construct_names_file_line_and_advice(src, words):
+    f = function_from_source("def helper(v):\n    return v\n\n\n" + src)
+    with pytest.raises(ad.TransformError) as info:
+        ad.grad(f)(X.copy())
+    message = str(info.value)
+    assert words in message
+    # helper occupies lines 4-5 of the file, so line 2 of f is line 9.
+    assert info.value.lineno == 9, message
+    assert info.value.filename.endswith(".py")
+    assert "Instead:" in message
+    assert "^" in message
+    assert info.value.line_text.strip() in message
+
+
+def test_missing_return_is_refused():
+    f = function_from_source("def f(x):\n    y = x * 2\n")
+    with pytest.raises(ad.TransformError, match="must end with `return value`"):
+        ad.grad(f)(X)
+
+
+def test_varargs_are_refused():
+    f = function_from_source("def f(*xs):\n    return np.sum(xs[0])\n")
+    with pytest.raises(ad.TransformError, match=r"\*args"):
+        ad.grad(f)(X)
+
+
+def test_nonlocal_in_a_closure_is_refused():
+    src = ("def make():\n    total = 0.0\n    def f(x):\n        nonlocal total\n"
+           "        return np.sum(x)\n    return f\n")
+    f = function_from_source(src, "make")()
+    with pytest.raises(ad.TransformError, match="nonlocal"):
+        ad.grad(f)(X)
+
+
+def test_builtin_has_no_source():
+    with pytest.raises(ad.TransformError, match="no Python source"):
+        ad.grad(np.sin)(X)
+
+
+def test_function_made_by_exec_has_no_source():
+    namespace = {"np": np}
+    exec("def f(x):\n    return np.sum(x)\n", namespace)
+    with pytest.raises(ad.TransformError, match="cannot read the source"):
+        ad.grad(namespace["f"])(X)
+
+
+def test_non_scalar_output_is_a_value_error_naming_the_shape():
+    f = function_from_source("def f(x):\n    return x * 2\n")
+    with pytest.raises(ValueError, match=r"shape \(3,\).*jacobian.*sum"):
+        ad.grad(f)(X)
+
+
+def test_integer_array_argument_is_a_clear_error():
+    f = function_from_source("def f(x):\n    return np.sum(x * 2.0)\n")
+    with pytest.raises(TypeError, match="dtype int64.*float"):
+        ad.grad(f)(np.array([1, 2, 3]))
+
+
+def test_unknown_wrt_name():
+    f = function_from_source("def f(x):\n    return np.sum(x)\n")
+    with pytest.raises(ValueError, match="not a parameter"):
+        ad.grad(f, wrt="z")
