@@ -1,37 +1,61 @@
 """Which values carry derivatives: active = depends on a `wrt` argument (varied) and
 reaches the output (useful), and is of a floating type. Code for the adjoint is made for
-active values only."""
-from .ir import atom_vars, op_vars
+active values only. Loops make both a fixed point."""
+from .ir import Loop, atom_vars, op_vars, walk_ops
 from .primitives import name_of
 from .rules import lookup
 
 
 def active_values(program, infos, wrt, error):
     varied = set(wrt)
-    for op in program.ops:
-        rule = lookup(op.prim)
-        touched = any(n in varied for n in op_vars(op))
-        if touched and rule.constant_args and infos[op.target].differentiable:
-            raise error(op, f"{name_of(op.prim)} of a value that depends on the differentiated "
-                            "argument would drop its derivative",
-                        "build arrays from computed values with np.stack or np.concatenate")
-        if rule is None or rule.nondiff or not infos[op.target].differentiable:
-            continue
-        if touched:
-            varied.add(op.target)
+    ops = list(walk_ops(program.body))
+    changed = True
+    while changed:
+        changed = False
+        for op in ops:
+            if op.target in varied:
+                continue
+            rule = lookup(op.prim)
+            touched = any(n in varied for n in op_vars(op))
+            if touched and rule.constant_args and infos[op.target].differentiable:
+                raise error(op, f"{name_of(op.prim)} of a value that depends on the "
+                                "differentiated argument would drop its derivative",
+                            "build arrays from computed values with np.stack or np.concatenate")
+            if rule.nondiff or not infos[op.target].differentiable:
+                continue
+            if touched:
+                varied.add(op.target)
+                changed = True
     useful = set(atom_vars(program.result))
-    for op in reversed(program.ops):
-        if op.target in useful:
-            useful.update(op_vars(op))
+    changed = True
+    while changed:
+        changed = False
+        for op in reversed(ops):
+            if op.target in useful:
+                new = set(op_vars(op)) - useful
+                if new:
+                    useful |= new
+                    changed = True
     return varied & useful
 
 
-def live_ops(ops, needed):
-    """The ops needed to compute the names in `needed`, in program order."""
-    needed = set(needed)
-    keep = []
-    for op in reversed(ops):
-        if op.target in needed:
-            keep.append(op)
-            needed.update(op_vars(op))
-    return keep[::-1]
+def prune(body, needed):
+    """The part of a structured body that computes the names in `needed` (updated in
+    place with everything that part reads)."""
+    kept = []
+    for stmt in reversed(body):
+        if isinstance(stmt, Loop):
+            inner = None
+            while True:  # a loop feeds itself: repeat until what it needs settles
+                before = set(needed)
+                inner = prune(stmt.body, needed)
+                if needed == before:
+                    break
+            if inner:
+                needed.update(n for a in stmt.range_args for n in atom_vars(a))
+                kept.append(Loop(stmt.index, stmt.range_args, inner, stmt.carried, stmt.line,
+                                 stmt.col, stmt.exported))
+        elif stmt.target in needed:
+            kept.append(stmt)
+            needed.update(op_vars(stmt))
+    return kept[::-1]

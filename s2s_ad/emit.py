@@ -11,7 +11,7 @@ import numpy as np
 
 from . import astb, runtime
 from .ir import Op, render
-from .primitives import ASTYPE, ATTRIBUTE, INDEX, LEN, OPERATOR_OF, TRANSPOSE_T, spell
+from .primitives import ASTYPE, ATTRIBUTE, COPY, INDEX, LEN, OPERATOR_OF, TRANSPOSE_T, spell
 
 
 def op_expr(op: Op):
@@ -35,6 +35,8 @@ def op_expr(op: Op):
         return astb.call(astb.attr(args[0], "astype"), args[1:], kwargs)
     if prim is LEN:
         return astb.call("len", args)
+    if prim is COPY:
+        return args[0]
     return astb.call(op.callee or spell(prim), args, kwargs)
 
 
@@ -46,6 +48,69 @@ def unparse(node):
     if isinstance(node, gast.AST):
         node = gast.gast_to_ast(node)
     return ast.unparse(ast.fix_missing_locations(node))
+
+
+class LoopBlock:
+    """`for target in iter:` over blocks of its own, in a list of blocks."""
+
+    def __init__(self, target, iter_, blocks, comment=None):
+        self.target = target
+        self.iter = iter_
+        self.blocks = blocks
+        self.comment = comment
+
+
+def loop_header(loop, reverse=False):
+    """(target, iterable) of an ir.Loop's `for`, or of the loop that walks it backwards."""
+    from .ir import Const
+    start, stop, step = loop.range_args
+    if start == Const(0) and step == Const(1):
+        args = [render(stop)]
+    elif step == Const(1):
+        args = [render(start), render(stop)]
+    else:
+        args = [render(start), render(stop), render(step)]
+    it = astb.call("range", args)
+    return loop.index, astb.call("reversed", [it]) if reverse else it
+
+
+def ops_to_blocks(body, comment_of, stmt_of=None):
+    """Blocks of a structured body (ops and loops), one comment per source line."""
+    stmt_of = stmt_of or op_stmt
+    from .ir import Loop
+    blocks = []
+    for stmt in body:
+        if isinstance(stmt, Loop):
+            target, it = loop_header(stmt)
+            blocks.append(LoopBlock(target, it, ops_to_blocks(stmt.body, comment_of, stmt_of),
+                                    comment_of(stmt)))
+            continue
+        comment = comment_of(stmt)
+        if blocks and not isinstance(blocks[-1], LoopBlock) and blocks[-1][0] == comment:
+            blocks[-1][1].append(stmt_of(stmt))
+        else:
+            blocks.append((comment, [stmt_of(stmt)]))
+    return blocks
+
+
+def _lines(blocks, indent):
+    out = []
+    for block in blocks:
+        if isinstance(block, LoopBlock):
+            if block.comment:
+                out.append(indent + "# " + block.comment)
+            out.append(f"{indent}for {block.target} in {unparse(block.iter)}:")
+            inner = _lines(block.blocks, indent + "    ")
+            out += inner if any(l.strip() and not l.strip().startswith("#") for l in inner) \
+                else inner + [indent + "    pass"]
+            continue
+        comment, stmts = block
+        if comment:
+            out.append(indent + "# " + comment)
+        for stmt in stmts:
+            for line in unparse(stmt).split("\n"):
+                out.append(indent + line)
+    return out
 
 
 def function_source(name, params, blocks, docstring=None, imports=()):
@@ -62,12 +127,7 @@ def function_source(name, params, blocks, docstring=None, imports=()):
             out.append('    """')
         else:
             out[-1] += '"""'
-    for comment, stmts in blocks:
-        if comment:
-            out.append("    # " + comment)
-        for stmt in stmts:
-            for line in unparse(stmt).split("\n"):
-                out.append("    " + line)
+    out += _lines(blocks, "    ")
     return "\n".join(out) + "\n"
 
 

@@ -58,16 +58,78 @@ class Op:
 
 
 @dataclass
+class Loop:
+    """`for index in range(start, stop, step): body`.
+
+    Single assignment holds inside the body except for `carried` names: values that live
+    from one iteration to the next (or past the loop). Each keeps one name throughout: read
+    in the body before its reassignment it is the iteration's entry value; after the loop,
+    the last iteration's value.
+    """
+    index: str
+    range_args: tuple            # (start, stop, step) atoms
+    body: list                   # [Op | Loop]
+    carried: list                # names with a value on entry, reassigned in the body
+    line: int = 0
+    col: int = 0
+    exported: list = field(default_factory=list)   # first assigned in the body, read after it
+
+
+def walk_ops(body):
+    """Every Op of a body, loops included, in program order."""
+    for stmt in body:
+        if isinstance(stmt, Loop):
+            yield from walk_ops(stmt.body)
+        else:
+            yield stmt
+
+
+def loop_vars(loop):
+    """Names a loop reads from outside: its range and the free reads of its body."""
+    defined = {loop.index} | {op.target for op in walk_ops(loop.body)} | \
+        {l.index for l in walk_loops(loop.body)}
+    reads = [n for a in loop.range_args for n in atom_vars(a)]
+    reads += [n for op in walk_ops(loop.body) for n in op_vars(op)]
+    for inner in walk_loops(loop.body):
+        reads += [n for a in inner.range_args for n in atom_vars(a)]
+    return [n for n in reads if n not in defined or n in loop.carried]
+
+
+def own_defs(loop):
+    """Names the loop's body defines at its own level (nested loops' carried values and
+    exports included, their bodies' other values not)."""
+    names = set()
+    for stmt in loop.body:
+        if isinstance(stmt, Loop):
+            names.update(stmt.carried)
+            names.update(stmt.exported)
+        else:
+            names.add(stmt.target)
+    return names
+
+
+def walk_loops(body):
+    for stmt in body:
+        if isinstance(stmt, Loop):
+            yield stmt
+            yield from walk_loops(stmt.body)
+
+
+@dataclass
 class Program:
     name: str                    # the user's function name
     params: list                 # parameter names, in order
-    ops: list                    # [Op]
+    body: list                   # [Op | Loop]
     result: Any                  # the returned atom
     filename: str
     def_line: int                # line of `def` in filename
     source_lines: dict           # line number -> source text, for comments
     env: dict                    # Global name -> object, for the generated namespace
     return_line: int = 0
+
+    @property
+    def ops(self):
+        return list(walk_ops(self.body))
 
     def line_text(self, line):
         return self.source_lines.get(line, "").strip()

@@ -7,6 +7,14 @@ pass is the safety net that guarantees no dead assignment reaches the user.
 import gast
 
 from . import astb
+from .emit import LoopBlock
+
+
+def _flat(blocks):
+    out = []
+    for block in blocks:
+        out += _flat(block.blocks) if isinstance(block, LoopBlock) else block[1]
+    return out
 
 
 def optimize(blocks):
@@ -16,7 +24,15 @@ def optimize(blocks):
 def _drop_dead(blocks):
     live = set()
     out = []
-    for comment, stmts in reversed(blocks):
+    for block in reversed(blocks):
+        if isinstance(block, LoopBlock):  # kept whole; everything it reads is live
+            live.update(astb.load_names(block.iter))
+            live.update(n for stmt in _flat(block.blocks) for n in astb.load_names(stmt))
+            live.update(n for stmt in _flat(block.blocks)
+                        for n in astb.stored_names(stmt))
+            out.append(block)
+            continue
+        comment, stmts = block
         kept = []
         for stmt in reversed(stmts):
             if isinstance(stmt, gast.Assign) and all(isinstance(t, gast.Name) for t in stmt.targets):

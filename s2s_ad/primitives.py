@@ -27,6 +27,7 @@ TRANSPOSE_T = Special("x.T")
 ASTYPE = Special("x.astype(dtype)")
 ATTRIBUTE = Special("x.attribute")   # x.shape, x.ndim, x.size, x.dtype: never differentiable
 LEN = Special("len(x)")
+COPY = Special("y = x")               # a value given a name of its own (loop-carried values)
 
 BINOPS = {
     gast.Add: np.add, gast.Sub: np.subtract, gast.Mult: np.multiply,

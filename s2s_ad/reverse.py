@@ -14,9 +14,14 @@ import gast
 import numpy as np
 
 from . import astb
-from .analysis import active_values, live_ops
+import os
+
+from .analysis import active_values, prune
+from .emit import LoopBlock, loop_header
+from .ir import Loop, loop_vars, own_defs, walk_loops, walk_ops
 from .errors import TransformError
-from .ir import Const, Global, Seq, Var, render
+from .ir import Const, Global, Op, Seq, Var, render
+from .primitives import COPY
 from .rules import lookup
 from .rules.context import RuleContext
 from .rules.registry import (Project, Scatter, coefficient, instantiate, plus, template_names,
@@ -66,6 +71,8 @@ class ReverseMode:
         self.taken = set(infos) | set(program.params) | set(program.env) | {"np"}
         self.bars = {}
         self.owned = set()           # adjoint names holding arrays the sweep made itself
+        self.accumulators = {}       # inside loops: value -> the adjoint name that sums
+        self.pushes = {}             # id(loop) -> names its forward sweep pushes
         self.handed_out = set()
 
     # -- names ----------------------------------------------------------------------------
@@ -90,18 +97,127 @@ class ReverseMode:
         result = self.p.result
         if isinstance(result, Var) and result.name in self.active:
             self.add(result.name, Contribution(astb.const(1.0), ()))
-        for op in reversed([op for op in self.p.ops if op.target in self.active]):
-            self.stmts = []
-            self.backward(op)
-            if self.stmts:
-                self.blocks.append((op.line, self.stmts))
+        self.blocks = self.backward_body(self.p.body)
         self.stmts = []
         grads = [self.gradient(w) for w in self.wrt]
         final = self.stmts
         return grads, final
 
+    def backward_body(self, body):
+        """Blocks of backward code for a structured body, walked in reverse."""
+        blocks = []
+        for stmt in reversed(body):
+            if isinstance(stmt, Loop):
+                if any(op.target in self.active for op in walk_ops(stmt.body)):
+                    blocks.extend(self.backward_loop(stmt))
+                continue
+            if stmt.target not in self.active:
+                continue
+            self.stmts = []
+            self.backward(stmt)
+            if self.stmts:
+                comment = self.comment(stmt.line)
+                if blocks and isinstance(blocks[-1], tuple) and blocks[-1][0] == comment:
+                    blocks[-1][1].extend(self.stmts)
+                else:
+                    blocks.append((comment, self.stmts))
+        return blocks
+
+    def comment(self, line):
+        return f"{os.path.basename(self.p.filename)}:{line}"
+
+    def backward_loop(self, loop):
+        """The loop walked backwards: values the backward body reads are popped from the
+        stacks the forward sweep pushed them on; adjoints of carried values travel from one
+        iteration to the one before; adjoints of values from outside the loop accumulate."""
+        pre = self.stmts = []
+        # Pending contributions may read names the loop below reassigns (popped values,
+        # carried adjoints): write them out now.
+        for key in list(self.contribs):
+            self.flush(key)
+        carried = [c for c in loop.carried + loop.exported
+                   if c in self.active and c not in self.accumulators]
+        defined = {op.target for op in walk_ops(loop.body)} | {l.index for l in walk_loops(loop.body)}
+        outer = sorted({n for n in loop_vars(loop) if n in self.active and n not in defined
+                        and n not in self.accumulators and n not in carried})
+        for name in carried + outer:
+            self.start_accumulator(name)
+        for name in outer:
+            self.accumulators[name] = self.bar(name)
+        for name in carried:
+            self.contribs[name] = [Contribution(astb.name(self.bar(name)), self.infos[name].shape)]
+        body_blocks = self.backward_body(loop.body)
+        # The entry value's adjoint becomes the previous iteration's exit adjoint.
+        self.stmts = tail = []
+        for name in carried:
+            done = self.finalize(name)
+            self.store(name, done)
+        for name in outer:
+            del self.accumulators[name]
+        for name in carried + outer:
+            self.contribs[name] = [Contribution(astb.name(self.bar(name)), self.infos[name].shape)]
+        if tail:
+            body_blocks.append((None, tail))
+        reads = set().union(*[astb.load_names(s) for s in _flat(body_blocks)])
+        reads |= set().union(*[astb.load_names(b.iter) for b in _loop_blocks(body_blocks)])
+        pops = sorted(n for n in reads if n in own_defs(loop) or n in loop.carried)
+        self.pushes[loop.index] = pops
+        pop_stmts = [astb.assign(n, astb.call(astb.attr(astb.name(n + "_stack"), "pop"), []))
+                     for n in pops]
+        target, it = loop_header(loop, reverse=True)
+        body = ([(None, pop_stmts)] if pop_stmts else []) + body_blocks
+        blocks = [(self.comment(loop.line), pre)] if pre else []
+        return blocks + [LoopBlock(target, it, body, self.comment(loop.line) + " (backwards)")]
+
+    def flush(self, key):
+        """Write out the pending contributions of `key` as its adjoint variable."""
+        var, path = key if isinstance(key, tuple) else (key, ())
+        done = self.finalize(key, primal=_path_expr(var, path))
+        if done is None:
+            return
+        expr, shape = done
+        bar = self.bar(key)
+        if isinstance(expr, gast.Name) and expr.id != bar:
+            self.emit(astb.assign(bar, expr))
+            expr = astb.name(bar)
+        self.contribs[key] = [Contribution(expr, shape)]
+
+    def start_accumulator(self, name):
+        """`name_bar` holds a full array before a loop adds into it."""
+        done = self.finalize(name)
+        self.store(name, done)
+
+    def store(self, name, done):
+        bar, info = self.bar(name), self.infos[name]
+        primal = astb.name(name)
+        if done is None:
+            value = astb.call("np.zeros_like", [primal]) if info.kind == "array" else astb.const(0.0)
+        else:
+            expr, shape = done
+            if shape == () and info.kind == "array" and info.shape != ():
+                value = astb.call("np.full_like", [primal, expr])
+            elif isinstance(expr, gast.Name) and expr.id == bar:
+                return
+            else:
+                value = expr
+        self.emit(astb.assign(bar, value))
+        if fresh_array(value):
+            self.owned.add(bar)
+
     def add(self, key, contribution):
+        if key in self.accumulators:  # inside a loop: add into the running sum now
+            bar = astb.name(self.accumulators[key])
+            if contribution.index is None:
+                self.emit(astb.assign(bar.id, astb.binop(bar, gast.Add(), contribution.expr)))
+            else:
+                self.emit(self.scatter(bar.id, contribution))
+            return
         self.contribs.setdefault(key, []).append(contribution)
+
+    def scatter(self, name, c):
+        if c.repeats:
+            return gast.Expr(value=astb.call("np.add.at", [astb.name(name), c.index, c.expr]))
+        return astb.aug_add(astb.subscript(astb.name(name), c.index, store=True), c.expr)
 
     def emit(self, stmt):
         self.stmts.append(stmt)
@@ -124,6 +240,8 @@ class ReverseMode:
                 return
             (g, g_shape), g_parts = done, None
         rule = lookup(op.prim)
+        if rule.nondiff:  # a constant (the start value of a carried sum: np.zeros(...))
+            return
         try:
             bound = rule.bind(op.args, op.kwargs)
         except TypeError as exc:
@@ -291,10 +409,7 @@ class ReverseMode:
         else:
             self.emit(astb.assign(name, astb.call("np.zeros_like", [primal])))
         for c in scatters:
-            if c.repeats:
-                self.emit(gast.Expr(value=astb.call("np.add.at", [astb.name(name), c.index, c.expr])))
-            else:
-                self.emit(astb.aug_add(astb.subscript(astb.name(name), c.index, store=True), c.expr))
+            self.emit(self.scatter(name, c))
         return astb.name(name), info.shape
 
     def info_of_key(self, key):
@@ -405,37 +520,34 @@ def adjoint_source(program, infos, wrt, with_value, as_tuple):
     from .emit import function_source, op_stmt
     from .optimize import optimize
     from . import runtime
-    import os
 
     mode = ReverseMode(program, infos, wrt, with_value)
     grads, final = mode.run()
     grad_expr = astb.tuple_(grads) if as_tuple else grads[0]
     returned = astb.tuple_([render(program.result), grad_expr]) if with_value else grad_expr
-    backward = [stmt for _, stmts in mode.blocks for stmt in stmts] + final + [astb.ret(returned)]
-    backward_reads = set().union(*[astb.load_names(s) for s in backward])
-    forward_ops = live_ops(program.ops, backward_reads)
+    final = final + [astb.ret(returned)]
+    sweep_reads = set().union(*[astb.load_names(s) for s in _flat(mode.blocks) + final[:-1]])
+    needed = sweep_reads | astb.load_names(final[-1])
+    needed |= {n for names in mode.pushes.values() for n in names}
+    forward = prune(program.body, needed)
 
     short = os.path.basename(program.filename)
-    blocks = []
-    for op in forward_ops:
-        comment = f"{short}:{op.line}  {program.line_text(op.line)}"
-        if blocks and blocks[-1][0] == comment:
-            blocks[-1][1].append(op_stmt(op))
-        else:
-            blocks.append((comment, [op_stmt(op)]))
+    blocks = forward_blocks(forward, mode.pushes, lambda line: f"{short}:{line}  {program.line_text(line)}")
+    stacks = sorted({n for names in mode.pushes.values() for n in names})
+    if stacks:
+        blocks.insert(0, ("stacks for values the backward sweep reads from loops",
+                          [astb.assign(f"{n}_stack", astb.list_([])) for n in stacks]))
     blocks.append(("-- backward sweep --", []))
-    for line, stmts in mode.blocks:
-        if blocks[-1][0] == f"{short}:{line}":
-            blocks[-1][1].extend(stmts)
-        else:
-            blocks.append((f"{short}:{line}", stmts))
-    blocks.append((None, final + [astb.ret(returned)]))
+    blocks += mode.blocks
+    blocks.append((None, final))
     blocks = optimize(blocks)
 
-    forward_names = {op.target for op in forward_ops}
-    sweep_reads = set().union(*[astb.load_names(s) for s in backward[:-1]])
-    kept = sorted(n for n in sweep_reads if n in forward_names)
+    forward_names = {op.target for op in walk_ops(forward)}
+    kept = sorted(n for n in sweep_reads if n in forward_names and n not in stacks)
     kept_text = ", ".join(f"{n} ({infos[n].describe()})" for n in kept) or "nothing"
+    if stacks:
+        kept_text += "; on stacks, one per iteration: " + ", ".join(
+            f"{n} ({infos[n].describe()})" for n in stacks)
     inputs = ", ".join(f"{p} ({infos[p].describe()})" for p in program.params)
     what = "Value and gradient" if with_value else "Gradient"
     doc = (f"{what} of {program.name} ({short}:{program.def_line}) with respect to "
@@ -443,6 +555,54 @@ def adjoint_source(program, infos, wrt, with_value, as_tuple):
            f"Specialised for {inputs}.\n"
            f"Kept for the backward sweep: {kept_text}.\n")
     name = f"{'value_and_grad' if with_value else 'grad'}_{program.name}"
-    used = set().union(*[astb.load_names(s) for _, stmts in blocks for s in stmts])
+    used = set().union(*[astb.load_names(s) for s in _flat(blocks)])
     imports = sorted(n for n in runtime.__all__ if n in used)
     return name, function_source(name, program.params, blocks, doc, imports)
+
+
+def forward_blocks(body, pushes, comment_of):
+    """The forward sweep: the user's code, with loops pushing what the backward sweep reads."""
+    from .emit import op_stmt
+    blocks = []
+    for stmt in body:
+        if isinstance(stmt, Loop):
+            # Push what the backward sweep reads at the end of each iteration, just before
+            # the carried values are overwritten (so pops mirror pushes, nested loops too).
+            names = pushes.get(stmt.index, [])
+            body, copies = list(stmt.body), []
+            while body and isinstance(body[-1], Op) and body[-1].prim is COPY \
+                    and body[-1].target in stmt.carried:
+                copies.insert(0, body.pop())
+            push = [gast.Expr(value=astb.call(astb.attr(astb.name(n + "_stack"), "append"),
+                                              [astb.name(n)])) for n in names]
+            body_blocks = forward_blocks(body, pushes, comment_of)
+            if push:
+                body_blocks.append((None, push))
+            body_blocks += forward_blocks(copies, pushes, comment_of)
+            target, it = loop_header(stmt)
+            blocks.append(LoopBlock(target, it, body_blocks, comment_of(stmt.line)))
+            continue
+        comment = comment_of(stmt.line)
+        if blocks and isinstance(blocks[-1], tuple) and blocks[-1][0] == comment:
+            blocks[-1][1].append(op_stmt(stmt))
+        else:
+            blocks.append((comment, [op_stmt(stmt)]))
+    return blocks
+
+
+def _loop_blocks(blocks):
+    for block in blocks:
+        if isinstance(block, LoopBlock):
+            yield block
+            yield from _loop_blocks(block.blocks)
+
+
+def _flat(blocks):
+    """Every statement of a list of blocks, loops included."""
+    out = []
+    for block in blocks:
+        if isinstance(block, LoopBlock):
+            out += _flat(block.blocks)
+        else:
+            out += block[1]
+    return out

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from . import astb
-from .emit import compile_function, function_source, op_stmt
+from .emit import compile_function, function_source
+from .errors import TransformError
 from .ir import Const, Global, Seq, Slice, Var
 from .primitives import INDEX
 
@@ -93,29 +94,76 @@ def atom_info(atom, infos, env):
 
 
 def record(program, args):
-    """Infos of every value of `program` when called with `args` (and the output)."""
-    seen = {}
-    dynamic = set()
+    """Infos of every value of `program` when called with `args` (and the output).
+
+    Inside loops a value is recorded at every iteration: one whose shape changes is
+    marked dynamic, and an int that changes (a loop index) has no known value."""
+    from .emit import ops_to_blocks
+    from .ir import Loop, render, walk_loops, walk_ops
+    seen, varying = {}, set()
 
     def rec(name, value):
+        if name in seen and _differs(seen[name], value):
+            varying.add(name)
         seen[name] = value
+        return value
 
-    body = []
-    for op in program.ops:
-        body.append(op_stmt(op))
-        body.append(astb.assign("_", astb.call("_rec", [astb.const(op.target), astb.name(op.target)])))
-    from .ir import render
-    body.append(astb.ret(render(program.result)))
-    src = function_source("_record", program.params, [(None, body)])
+    def stmt_of(op):
+        return astb.assign(op.target, astb.call("_rec", [astb.const(op.target), emit_op(op)]))
+
+    def with_index(body):
+        for stmt in body:
+            if isinstance(stmt, Loop):
+                stmt = Loop(stmt.index, stmt.range_args,
+                            [_IndexRecord(stmt.index)] + list(with_index(stmt.body)),
+                            stmt.carried, stmt.line, stmt.col, stmt.exported)
+            yield stmt
+    body = list(with_index(program.body))
+    blocks = ops_to_blocks(body, lambda s: None,
+                           lambda op: _index_stmt(op) if isinstance(op, _IndexRecord) else stmt_of(op))
+    blocks.append((None, [astb.ret(render(program.result))]))
+    src = function_source("_record", program.params, blocks)
     fn = compile_function(src, "_record", {**program.env, "_rec": rec})
     result = fn(*args)
     infos = {p: info_of(a) for p, a in zip(program.params, args)}
-    for op in program.ops:
-        is_dynamic = any(infos[n].dynamic for n in _vars(op)) or _mask_index(op, infos, program.env)
+    for loop in walk_loops(program.body):
+        infos[loop.index] = Info("int", value=None if loop.index in varying else seen.get(loop.index))
+    for op in walk_ops(program.body):
+        if op.target not in seen:
+            raise TransformError(
+                f"a loop of {program.name} ran no iteration on this call, so s2s_ad could not "
+                "learn the shapes of its values", filename=program.filename, lineno=op.line,
+                advice="call the derivative first with arguments for which the loop runs")
+        is_dynamic = any(infos[n].dynamic for n in _vars(op) if n in infos) \
+            or _mask_index(op, infos, program.env) or op.target in varying
         value = seen[op.target]
         info = info_of(value, dynamic=is_dynamic and np.ndim(value) > 0)
+        if op.target in varying and info.kind in ("int", "bool", "str"):
+            info.value = None
         infos[op.target] = info
     return infos, result
+
+
+class _IndexRecord:
+    def __init__(self, name):
+        self.name = name
+
+
+def _index_stmt(marker):
+    return astb.assign("_", astb.call("_rec", [astb.const(marker.name), astb.name(marker.name)]))
+
+
+def emit_op(op):
+    from .emit import op_expr
+    return op_expr(op)
+
+
+def _differs(old, new):
+    if type(old) is not type(new):
+        return True
+    if isinstance(new, (int, bool, str)):
+        return old != new
+    return getattr(old, "shape", None) != getattr(new, "shape", None)
 
 
 def _vars(op):

@@ -7,8 +7,8 @@ import gast
 
 from ..primitives import BINOPS, COMPARES
 
-_LOOP = ("loops are not supported yet", "write the iterations out, or vectorise the loop "
-         "body over a new leading axis")
+_LOOP = ("`while` loops, `break` and `continue` are not supported yet",
+         "use `for i in range(n)` with a fixed number of iterations, and np.where to skip work")
 ADVICE = {
     gast.If: ("`if` statements are not supported yet",
               "select values with np.where(condition, a, b)"),
@@ -16,7 +16,7 @@ ADVICE = {
                  "select values with np.where(condition, a, b)"),
     gast.BoolOp: ("`and` / `or` are not supported yet",
                   "combine boolean arrays with np.logical_and / np.logical_or"),
-    gast.For: _LOOP, gast.While: _LOOP, gast.AsyncFor: _LOOP,
+    gast.While: _LOOP, gast.AsyncFor: _LOOP,
     gast.Break: _LOOP, gast.Continue: _LOOP,
     gast.ListComp: ("list comprehensions are not supported yet", "write the elements out"),
     gast.GeneratorExp: ("generator expressions are not supported", "write the elements out"),
@@ -56,7 +56,7 @@ ADVICE = {
 }
 
 _ALLOWED = (
-    gast.Assign, gast.AugAssign, gast.AnnAssign, gast.Return, gast.Expr, gast.Pass,
+    gast.Assign, gast.AugAssign, gast.AnnAssign, gast.Return, gast.Expr, gast.Pass, gast.For,
     gast.Name, gast.Constant, gast.BinOp, gast.UnaryOp, gast.Compare, gast.Call,
     gast.keyword, gast.Attribute, gast.Subscript, gast.Slice, gast.Tuple, gast.List,
     gast.expr_context, gast.operator, gast.unaryop, gast.cmpop,
@@ -86,12 +86,28 @@ class Fence(gast.NodeVisitor):
         if not body or not isinstance(body[-1], gast.Return) or body[-1].value is None:
             self.reject(body[-1] if body else fn, "the function must end with `return value`",
                         "return the value to differentiate on the last line")
+        self.statements(body)
+
+    def statements(self, body):
         for stmt in body:
             if isinstance(stmt, gast.Expr):
                 self.reject(stmt, "an expression whose value is unused (a call for its "
                                   "side effect?) is not supported",
                             "assign its result, or move it outside the function")
             self.visit(stmt)
+
+    def visit_For(self, node):
+        if node.orelse:
+            self.reject(node, "`for ... else` is not supported", "drop the else branch")
+        if not isinstance(node.target, gast.Name):
+            self.reject(node.target, "only a plain name can be the loop variable",
+                        "loop over indices: for i in range(len(xs))")
+        for stmt in node.body:
+            if isinstance(stmt, gast.Return):
+                self.reject(stmt, "`return` inside a loop is not supported yet",
+                            "compute the value and return it on the last line")
+        self.visit(node.iter)
+        self.statements(node.body)
 
     def generic_visit(self, node):
         if not isinstance(node, _ALLOWED):

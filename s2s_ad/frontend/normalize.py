@@ -5,12 +5,14 @@ Calls are resolved to the Python objects they name, method forms become the NumP
 function (`x.sum(0)` -> `np.sum(x, 0)`), operators become their ufuncs. A call with no
 derivative rule is refused here, at transformation time, with the user's line.
 """
+import builtins
+
 import gast
 import numpy as np
 
 from .. import ir
 from ..ir import Const, Global, Op, Seq, Slice, Var
-from ..primitives import (Special, ATTRIBUTE, ATTRIBUTES, BINOPS, COMPARES, INDEX, METHODS, TRANSPOSE_T,
+from ..primitives import (COPY, Special, ATTRIBUTE, ATTRIBUTES, BINOPS, COMPARES, INDEX, METHODS, TRANSPOSE_T,
                           UNARY, VARARG_METHODS, canonical, spell)
 from ..rules import registry
 from .resolve import Scope, is_module
@@ -46,6 +48,9 @@ class Normalizer:
         self.counter = 0
         self.node = fn
         self.reads = {}      # (container, constant key) -> the value read, reused
+        self.levels = [self.ops]               # op lists: the function's, then each loop's
+        self.defs = [set(self.params)]         # names defined at each level
+        self.outer_reads = []                  # reads memo of the enclosing levels
 
     # -- names --------------------------------------------------------------------------
     def fresh(self, base):
@@ -78,31 +83,101 @@ class Normalizer:
         body = self.src.node.body
         if body and isinstance(body[0], gast.Expr):
             body = body[1:]
-        result = None
-        for stmt in body:
-            self.node = stmt
-            if isinstance(stmt, gast.Assign):
-                for target in stmt.targets:
-                    self.assign(target, stmt.value)
-            elif isinstance(stmt, gast.AnnAssign):
-                self.assign(stmt.target, stmt.value)
-            elif isinstance(stmt, gast.AugAssign):
-                load = gast.Name(id=stmt.target.id, ctx=gast.Load(), annotation=None,
-                                 type_comment=None)
-                value = gast.BinOp(left=load, op=stmt.op, right=stmt.value)
-                gast.copy_location(value, stmt)
-                self.assign(stmt.target, value)
-            elif isinstance(stmt, gast.Return):
-                result = self.expr(stmt.value, RESULT_NAME)
-                return_line = self.src.line(stmt)
+        for stmt in body[:-1]:
+            self.statement(stmt)
+        self.node = body[-1]
+        result = self.expr(body[-1].value, RESULT_NAME)
+        return_line = self.src.line(body[-1])
         lines = {}
-        for op in self.ops:
+        for op in ir.walk_ops(self.ops):
             lines[op.line] = self.src.text(op.line)
+        for loop in ir.walk_loops(self.ops):
+            lines[loop.line] = self.src.text(loop.line)
         lines[return_line] = self.src.text(return_line)
         return ir.Program(
-            name=self.src.func.__name__, params=self.params, ops=self.ops, result=result,
+            name=self.src.func.__name__, params=self.params, body=self.ops, result=result,
             filename=self.src.filename, def_line=self.src.line(self.src.node),
             source_lines=lines, env=self.globals, return_line=return_line), self.scope
+
+    def statement(self, stmt):
+        self.node = stmt
+        if isinstance(stmt, gast.Assign):
+            for target in stmt.targets:
+                self.assign(target, stmt.value)
+        elif isinstance(stmt, gast.AnnAssign):
+            self.assign(stmt.target, stmt.value)
+        elif isinstance(stmt, gast.AugAssign):
+            load = gast.Name(id=stmt.target.id, ctx=gast.Load(), annotation=None,
+                             type_comment=None)
+            value = gast.BinOp(left=load, op=stmt.op, right=stmt.value)
+            gast.copy_location(value, stmt)
+            self.assign(stmt.target, value)
+        elif isinstance(stmt, gast.For):
+            self.loop(stmt)
+
+    def loop(self, node):
+        """`for i in range(...)`: the body in single assignment, carried values renamed."""
+        call = node.iter
+        func = self.resolve(call.func) if isinstance(call, gast.Call) else None
+        if func is not builtins.range or call.keywords or not 1 <= len(call.args) <= 3:
+            raise self.error(node.iter, "only `for i in range(...)` loops are supported yet",
+                             "loop over indices: for i in range(len(xs)): x = xs[i]")
+        args = [self.expr(a) for a in call.args]
+        if len(args) == 1:
+            args = [Const(0)] + args
+        if len(args) == 2:
+            args = args + [Const(1)]
+        assigned = {n.id for stmt in node.body for n in gast.walk(stmt)
+                    if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}
+        entry = {}
+        for name in sorted(assigned):
+            if name in self.env and name != node.target.id:
+                entry[name] = self.carried_name(name, node)
+        index = self.new_def(node.target.id)
+        self.env[node.target.id] = Var(index)
+        outer, self.ops = self.ops, []
+        outer_reads, self.reads = self.reads, {}
+        for name in entry.values():  # carried values change inside: not reads to hoist
+            for reads in [outer_reads] + self.outer_reads:
+                for key in [k for k in reads if k[0] == Var(name)]:
+                    del reads[key]
+        self.outer_reads.append(outer_reads)
+        self.levels.append(self.ops)
+        self.defs.append({index} | set(entry.values()))
+        for stmt in node.body:
+            self.statement(stmt)
+        self.levels.pop()
+        self.defs.pop()
+        self.outer_reads.pop()
+        # Each carried value gets its iteration's last value back under its own name.
+        for name, loop_name in entry.items():
+            if self.env[name] != Var(loop_name):
+                self.ops.append(Op(loop_name, COPY, (self.env[name],), {}, self.src.line(node),
+                                   node.col_offset + self.src.col_offset))
+            self.env[name] = Var(loop_name)
+        # Names first assigned in the body keep the last iteration's value after it.
+        carried = list(entry.values())
+        exported = sorted(self.env[n].name for n in assigned
+                          if n not in entry and n != node.target.id and isinstance(self.env.get(n), Var))
+        body, self.ops = self.ops, outer
+        self.reads = outer_reads
+        for name in carried:
+            for key in [k for k in self.reads if k[0] == Var(name)]:
+                del self.reads[key]
+        self.ops.append(ir.Loop(index, tuple(args), body, carried, self.src.line(node),
+                                node.col_offset + self.src.col_offset, exported))
+
+    def carried_name(self, name, node):
+        """A name of its own for a value carried by a loop (copied if it is shared)."""
+        atom = self.env[name]
+        shared = sum(1 for a in self.env.values() if a == atom) > 1
+        if isinstance(atom, Var) and not shared and atom.name not in self.globals:
+            return atom.name
+        target = self.new_def(name)
+        self.ops.append(Op(target, COPY, (atom,), {}, self.src.line(node),
+                           node.col_offset + self.src.col_offset))
+        self.env[name] = Var(target)
+        return target
 
     def assign(self, target, value):
         if isinstance(target, gast.Name):
@@ -128,9 +203,17 @@ class Normalizer:
                 self.bind_target(t, self.index(atom, Const(i), t.id if isinstance(t, gast.Name) else None))
 
     # -- expressions --------------------------------------------------------------------
+    def level_of(self, name):
+        for level in range(len(self.defs) - 1, -1, -1):
+            if name in self.defs[level]:
+                return level
+        return 0
+
     def emit(self, prim, args, kwargs=None, target=None, node=None):
         name = self.new_def(target) if target else self.temp()
         self.taken.add(name)
+        if len(self.defs) > 0:
+            self.defs[-1].add(name) if self.ops is self.levels[-1] else None
         node = node or self.node
         self.ops.append(Op(name, prim, tuple(args), dict(kwargs or {}), self.src.line(node),
                            getattr(node, "col_offset", 0) + self.src.col_offset))
@@ -188,14 +271,24 @@ class Normalizer:
     def index(self, value, idx, target=None, node=None):
         if isinstance(value, Seq) and isinstance(idx, Const) and isinstance(idx.value, int):
             return value.items[idx.value]
-        if isinstance(idx, Const) and (value, idx.value) in self.reads:
-            return self.reads[(value, idx.value)]  # p["layers"] read again: the same value
+        if isinstance(idx, Const) and _hashable(idx.value):
+            for reads in [self.reads] + self.outer_reads[::-1]:
+                if (value, idx.value) in reads:
+                    return reads[(value, idx.value)]  # p["layers"] read again: the same value
         if isinstance(idx, Const) and isinstance(value, Var) and _hashable(idx.value):
-            # Values are never mutated (item assignment is refused), so reads can be shared.
+            # Values are never mutated (item assignment is refused), so reads can be shared,
+            # and a read of a value from outside a loop is made once, before the loop.
+            level = self.level_of(value.name)
+            current, self.ops = self.ops, self.levels[level]
             var = self.emit(INDEX, (value, idx), target=target or (
                 self.fresh_key_name(idx.value) if isinstance(idx.value, str)
                 and idx.value.isidentifier() else None), node=node)
-            self.reads[(value, idx.value)] = var
+            self.ops = current
+            self.defs[level].add(var.name)
+            if level == len(self.levels) - 1:
+                self.reads[(value, idx.value)] = var
+            else:
+                self.outer_reads[level][(value, idx.value)] = var
             return var
         if target is None and isinstance(idx, Const) and isinstance(idx.value, str) \
                 and idx.value.isidentifier():

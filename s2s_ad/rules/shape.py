@@ -3,7 +3,7 @@ tile, repeat, broadcast_to, flip, cumsum, astype. All linear: the tangent applie
 function to the tangent; the adjoint puts `g`'s elements back where they came from."""
 import numpy as np
 
-from ..primitives import ASTYPE, TRANSPOSE_T
+from ..primitives import ASTYPE, COPY, TRANSPOSE_T
 from .registry import defrule
 
 
@@ -17,6 +17,7 @@ defrule(np.ravel, "a, order='C'", linear=("a",), adjoint={"a": _back}, lazy_g="t
 defrule(np.expand_dims, "a, axis", linear=("a",), adjoint={"a": _back}, lazy_g="through")
 defrule(np.squeeze, "a, axis=None", linear=("a",), adjoint={"a": _back}, lazy_g="through")
 defrule(np.copy, "a", linear=("a",), adjoint={"a": "g"}, lazy_g="through")
+defrule(COPY, "x", linear=("x",), adjoint={"x": "g"}, lazy_g="through")
 defrule(TRANSPOSE_T, "a", linear=("a",), adjoint={"a": "g.T"}, lazy_g="through")
 
 

@@ -1,0 +1,80 @@
+"""Functions with loops, written as a user would; read by the compiler in test_loops."""
+import numpy as np
+
+
+def chain(x):
+    for _ in range(20):
+        x = np.sin(x) * 0.9 + 0.1 * np.cos(x) * x
+    return np.sum(x * x)
+
+
+def rnn(params, xs, h):
+    for t in range(xs.shape[0]):
+        h = np.tanh(xs[t] @ params["Wx"] + h @ params["Wh"] + params["b"])
+    return np.sum(h ** 2)
+
+
+def accumulate_from_zero(x):
+    s = 0.0
+    for i in range(4):
+        s = s + np.sum(x[i] * x[i + 1])
+    return s
+
+
+def augmented(x, w):
+    total = x * 0.0
+    for i in range(3):
+        total += w * np.exp(-x * i)
+    return np.sum(total)
+
+
+def nested(x, W):
+    for i in range(2):
+        for j in range(3):
+            x = np.tanh(x @ W) + x * 0.5
+        x = x * 1.5
+    return np.sum(x)
+
+
+def defined_in_loop_used_after(x):
+    for i in range(3):
+        y = x * (i + 1.0)
+        x = np.sin(y)
+    return np.sum(y * x)
+
+
+def overwritten_every_iteration(x, y):
+    z = y
+    for i in range(3):
+        z = x * i
+    return np.sum(z * y)
+
+
+def range_with_start_and_step(x, n):
+    acc = x
+    for k in range(1, n, 2):
+        acc = acc * x + k
+    return np.sum(acc)
+
+
+def alias_before_loop(x):
+    y = x
+    for i in range(2):
+        y = y * y
+    return np.sum(y + x)
+
+
+def counter(x):
+    k = 0
+    out = x
+    for i in range(3):
+        k = k + 2
+        out = out * k + x[k - 2]
+    return np.sum(out)
+
+
+def loop_reads_rows(W, x):
+    s = np.zeros(W.shape[1])
+    for i in range(W.shape[0]):
+        s = s + W[i] * x[i] ** 2
+    return np.sum(np.tanh(s))

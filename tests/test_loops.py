@@ -1,0 +1,57 @@
+"""`for i in range(...)` loops in reverse mode, against finite differences."""
+import numpy as np
+import pytest
+
+import loops_src as L
+import s2s_ad as ad
+from helpers import assert_tree_close, numeric_grad
+
+R = np.random.default_rng(7)
+
+CASES = [
+    (L.chain, [R.normal(size=6)], (0,)),
+    (L.rnn, [{"Wx": R.normal(size=(3, 4)) * .5, "Wh": R.normal(size=(4, 4)) * .5, "b": R.normal(size=4)},
+             R.normal(size=(5, 2, 3)), R.normal(size=(2, 4))], (0, 2)),
+    (L.accumulate_from_zero, [R.normal(size=(5, 3))], (0,)),
+    (L.augmented, [R.normal(size=3), R.normal(size=3)], (0, 1)),
+    (L.nested, [R.normal(size=(2, 3)) * 0.5, R.normal(size=(3, 3)) * 0.5], (0, 1)),
+    (L.defined_in_loop_used_after, [R.normal(size=4)], (0,)),
+    (L.overwritten_every_iteration, [R.normal(size=4), R.normal(size=4)], (0, 1)),
+    (L.range_with_start_and_step, [R.uniform(0.5, 1.0, size=3), 6], (0,)),
+    (L.alias_before_loop, [R.uniform(0.5, 1.0, size=3)], (0,)),
+    (L.counter, [R.normal(size=6)], (0,)),
+    (L.loop_reads_rows, [R.normal(size=(4, 3)), R.normal(size=4)], (0, 1)),
+]
+
+
+@pytest.mark.parametrize("f,args,wrt", CASES, ids=[c[0].__name__ for c in CASES])
+def test_loop_gradient(f, args, wrt):
+    value, grads = ad.value_and_grad(f, wrt=wrt)(*args)
+    assert np.isclose(value, f(*args))
+    for g, i in zip(grads, wrt):
+        assert_tree_close(g, numeric_grad(f, args, i), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("f,args,wrt", CASES[:5], ids=[c[0].__name__ for c in CASES[:5]])
+def test_loop_float32(f, args, wrt):
+    args32 = [{k: v.astype(np.float32) for k, v in a.items()} if isinstance(a, dict) else
+              a.astype(np.float32) if isinstance(a, np.ndarray) else a for a in args]
+    grads = ad.grad(f, wrt=wrt)(*args32)
+    for g, i in zip(grads, wrt):
+        leaves = g.values() if isinstance(g, dict) else [g]
+        assert all(leaf.dtype == np.float32 for leaf in leaves)
+
+
+def test_loop_keeps_only_what_the_backward_sweep_reads():
+    src = ad.source(ad.grad(L.chain), np.ones(4))
+    assert "on stacks, one per iteration:" in src
+    assert "for _ in reversed(range(20)):" in src
+    pushed = [line for line in src.splitlines() if ".append(" in line]
+    assert len(pushed) == 2      # the entry value of x and 0.1 * cos(x)
+
+
+def test_new_trip_count_is_a_new_specialisation():
+    f = ad.grad(L.range_with_start_and_step)
+    x = R.uniform(0.5, 1.0, size=3)
+    for n in (3, 6):
+        assert_tree_close(f(x, n), numeric_grad(L.range_with_start_and_step, [x, n], 0), rtol=1e-5)
