@@ -72,7 +72,8 @@ class ReverseMode:
         self.bars = {}
         self.owned = set()           # adjoint names holding arrays the sweep made itself
         self.accumulators = {}       # inside loops: value -> the adjoint name that sums
-        self.pushes = {}             # id(loop) -> names its forward sweep pushes
+        self.pushes = {}             # loop index -> names its forward sweep pushes
+        self.available = {}          # forward values that adjoint code may reuse by name
         self.handed_out = set()
 
     # -- names ----------------------------------------------------------------------------
@@ -106,7 +107,8 @@ class ReverseMode:
     def backward_body(self, body):
         """Blocks of backward code for a structured body, walked in reverse."""
         blocks = []
-        for stmt in reversed(body):
+        for k in range(len(body) - 1, -1, -1):
+            stmt = body[k]
             if isinstance(stmt, Loop):
                 if any(op.target in self.active for op in walk_ops(stmt.body)):
                     blocks.extend(self.backward_loop(stmt))
@@ -114,6 +116,7 @@ class ReverseMode:
             if stmt.target not in self.active:
                 continue
             self.stmts = []
+            self.available = _segment_values(body, k)
             self.backward(stmt)
             if self.stmts:
                 comment = self.comment(stmt.line)
@@ -308,7 +311,7 @@ class ReverseMode:
         if param in rule.partials:
             partial = rule.partials[param]
             text = partial(ctx) if callable(partial) else partial
-            expr = times(g, instantiate(text, mapping))
+            expr = times(g, self.reuse(instantiate(text, mapping)))
             shape = broadcast(shapes["g"], *[shapes[n] for n in template_names(text) if n in shapes])
             self.add(key, self.fit(Contribution(expr, shape), arg_info, key))
             return
@@ -326,13 +329,28 @@ class ReverseMode:
             self.add(key, Contribution(g, g_shape, index=index, repeats=out.repeats))
             return
         text, shape = out if isinstance(out, tuple) else (out, None)
-        expr = instantiate(text, mapping)
+        expr = self.reuse(instantiate(text, mapping))
         if shape is None:
             if rule.elementwise:
                 shape = broadcast(*[shapes[n] for n in template_names(text) if n in shapes])
             else:
                 shape = arg_info.shape
         self.add(key, self.fit(Contribution(expr, shape), arg_info, key))
+
+    def reuse(self, expr):
+        """Use a forward value for a subexpression the forward sweep already computed
+        (sin's derivative np.cos(x) is the t3 = np.cos(x) of the user's code)."""
+        available = self.available
+
+        class Reuse(gast.NodeTransformer):
+            def visit(self, node):
+                if isinstance(node, (gast.Call, gast.BinOp, gast.UnaryOp)):
+                    name = available.get(_text(node))
+                    if name is not None:
+                        return astb.name(name)
+                return super().visit(node)
+
+        return Reuse().visit(expr) if available else expr
 
     def _shape(self, ctx, name):
         try:
@@ -588,6 +606,28 @@ def forward_blocks(body, pushes, comment_of):
         else:
             blocks.append((comment, [op_stmt(stmt)]))
     return blocks
+
+
+def _text(node):
+    from .emit import unparse
+    return unparse(node)
+
+
+def _segment_values(body, k):
+    """{source text: name} of the ops around body[k] that see the same values of every
+    name (no loop and no copy of a carried value in between)."""
+    from .emit import op_expr
+    start, stop = k, k + 1
+    while start > 0 and _plain(body[start - 1]):
+        start -= 1
+    while stop < len(body) and _plain(body[stop]):
+        stop += 1
+    return {_text(op_expr(op)): op.target for op in body[start:stop] if op is not body[k]
+            and not isinstance(op_expr(op), (gast.Name, gast.Constant, gast.Attribute, gast.Subscript))}
+
+
+def _plain(stmt):
+    return isinstance(stmt, Op) and stmt.prim is not COPY
 
 
 def _loop_blocks(blocks):
