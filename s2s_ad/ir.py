@@ -55,6 +55,7 @@ class Op:
     line: int = 0
     col: int = 0
     callee: str = None           # how user code named a primitive NumPy has no name for
+    file: str = None             # the file of `line` (a helper's code inlined from elsewhere)
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Loop:
     line: int = 0
     col: int = 0
     exported: list = field(default_factory=list)   # first assigned in the body, read after it
+    file: str = None
 
 
 def walk_ops(body):
@@ -123,7 +125,7 @@ class Program:
     result: Any                  # the returned atom
     filename: str
     def_line: int                # line of `def` in filename
-    source_lines: dict           # line number -> source text, for comments
+    source_lines: dict           # (file, line) -> source text, for comments and errors
     env: dict                    # Global name -> object, for the generated namespace
     return_line: int = 0
 
@@ -131,8 +133,13 @@ class Program:
     def ops(self):
         return list(walk_ops(self.body))
 
-    def line_text(self, line):
-        return self.source_lines.get(line, "").strip()
+    def line_text(self, stmt):
+        return self.source_lines.get((stmt.file, stmt.line), "").strip()
+
+    def where(self, stmt):
+        """`file.py:12` for a statement's line."""
+        import os
+        return f"{os.path.basename(stmt.file or self.filename)}:{stmt.line}"
 
 
 def atom_vars(atom):

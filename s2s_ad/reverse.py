@@ -90,8 +90,8 @@ class ReverseMode:
         return name
 
     def error(self, op, what, advice=None):
-        return TransformError(what, advice=advice, filename=self.p.filename, lineno=op.line,
-                              col=op.col, line_text=self.p.source_lines.get(op.line))
+        return TransformError(what, advice=advice, filename=op.file, lineno=op.line,
+                              col=op.col, line_text=self.p.source_lines.get((op.file, op.line)))
 
     # -- the sweep ------------------------------------------------------------------------
     def run(self):
@@ -119,15 +119,12 @@ class ReverseMode:
             self.available = _segment_values(body, k)
             self.backward(stmt)
             if self.stmts:
-                comment = self.comment(stmt.line)
+                comment = self.p.where(stmt)
                 if blocks and isinstance(blocks[-1], tuple) and blocks[-1][0] == comment:
                     blocks[-1][1].extend(self.stmts)
                 else:
                     blocks.append((comment, self.stmts))
         return blocks
-
-    def comment(self, line):
-        return f"{os.path.basename(self.p.filename)}:{line}"
 
     def backward_loop(self, loop):
         """The loop walked backwards: values the backward body reads are popped from the
@@ -169,8 +166,8 @@ class ReverseMode:
                      for n in pops]
         target, it = loop_header(loop, reverse=True)
         body = ([(None, pop_stmts)] if pop_stmts else []) + body_blocks
-        blocks = [(self.comment(loop.line), pre)] if pre else []
-        return blocks + [LoopBlock(target, it, body, self.comment(loop.line) + " (backwards)")]
+        blocks = [(self.p.where(loop), pre)] if pre else []
+        return blocks + [LoopBlock(target, it, body, self.p.where(loop) + " (backwards)")]
 
     def flush(self, key):
         """Write out the pending contributions of `key` as its adjoint variable."""
@@ -550,7 +547,8 @@ def adjoint_source(program, infos, wrt, with_value, as_tuple):
     forward = prune(program.body, needed)
 
     short = os.path.basename(program.filename)
-    blocks = forward_blocks(forward, mode.pushes, lambda line: f"{short}:{line}  {program.line_text(line)}")
+    blocks = forward_blocks(forward, mode.pushes,
+                            lambda stmt: f"{program.where(stmt)}  {program.line_text(stmt)}")
     stacks = sorted({n for names in mode.pushes.values() for n in names})
     if stacks:
         blocks.insert(0, ("stacks for values the backward sweep reads from loops",
@@ -598,9 +596,9 @@ def forward_blocks(body, pushes, comment_of):
                 body_blocks.append((None, push))
             body_blocks += forward_blocks(copies, pushes, comment_of)
             target, it = loop_header(stmt)
-            blocks.append(LoopBlock(target, it, body_blocks, comment_of(stmt.line)))
+            blocks.append(LoopBlock(target, it, body_blocks, comment_of(stmt)))
             continue
-        comment = comment_of(stmt.line)
+        comment = comment_of(stmt)
         if blocks and isinstance(blocks[-1], tuple) and blocks[-1][0] == comment:
             blocks[-1][1].append(op_stmt(stmt))
         else:

@@ -116,7 +116,7 @@ def record(program, args):
             if isinstance(stmt, Loop):
                 stmt = Loop(stmt.index, stmt.range_args,
                             [_IndexRecord(stmt.index)] + list(with_index(stmt.body)),
-                            stmt.carried, stmt.line, stmt.col, stmt.exported)
+                            stmt.carried, stmt.line, stmt.col, stmt.exported, stmt.file)
             yield stmt
     body = list(with_index(program.body))
     blocks = ops_to_blocks(body, lambda s: None,
@@ -132,7 +132,7 @@ def record(program, args):
         if op.target not in seen:
             raise TransformError(
                 f"a loop of {program.name} ran no iteration on this call, so s2s_ad could not "
-                "learn the shapes of its values", filename=program.filename, lineno=op.line,
+                "learn the shapes of its values", filename=op.file, lineno=op.line,
                 advice="call the derivative first with arguments for which the loop runs")
         is_dynamic = any(infos[n].dynamic for n in _vars(op) if n in infos) \
             or _mask_index(op, infos, program.env) or op.target in varying

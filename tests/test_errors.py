@@ -35,7 +35,7 @@ REFUSED = [
     ("def f(x):\n    c = 0 < x[0] < 1\n    return np.sum(x) * c\n", "chained comparisons"),
     ("def f(x):\n    print(x)\n    return np.sum(x)\n", "unused"),
     ("def f(x):\n    y = np.sort(x)\n    return np.sum(y)\n", "no derivative rule for `np.sort`"),
-    ("def f(x):\n    y = helper(x)\n    return np.sum(y)\n", "your own function `helper`"),
+    ("def f(x):\n    y = f(x)\n    return np.sum(y)\n", "recursion"),
     ("def f(x):\n    y = x.cumprod()\n    return np.sum(y)\n", "method `.cumprod()`"),
     ("def f(x):\n    y = x.real\n    return np.sum(y)\n", "attribute `.real`"),
     ("def f(x):\n    return np.sum(x)\n    y = x\n", "only one `return`"),

@@ -6,6 +6,8 @@ function (`x.sum(0)` -> `np.sum(x, 0)`), operators become their ufuncs. A call w
 derivative rule is refused here, at transformation time, with the user's line.
 """
 import builtins
+import inspect
+import types
 
 import gast
 import numpy as np
@@ -15,7 +17,8 @@ from ..ir import Const, Global, Op, Seq, Slice, Var
 from ..primitives import (COPY, Special, ATTRIBUTE, ATTRIBUTES, BINOPS, COMPARES, INDEX, METHODS, TRANSPOSE_T,
                           UNARY, VARARG_METHODS, canonical, spell)
 from ..rules import registry
-from .resolve import Scope, is_module
+from . import fence, parse
+from .resolve import Scope, Scopes, is_module
 
 RESULT_NAME = "out"
 
@@ -49,6 +52,10 @@ class Normalizer:
         self.node = fn
         self.reads = {}      # (container, constant key) -> the value read, reused
         self.levels = [self.ops]               # op lists: the function's, then each loop's
+        self.files = {source.filename: source}
+        self.scopes = [self.scope]
+        self.inlining = [source.func]          # the call chain of inlined helpers
+        self.own_names = set(self.taken)       # names of the function being read
         self.defs = [set(self.params)]         # names defined at each level
         self.outer_reads = []                  # reads memo of the enclosing levels
 
@@ -72,7 +79,7 @@ class Normalizer:
                 return name
 
     def new_def(self, user_name):
-        if user_name in self.defined:
+        if user_name in self.defined or (user_name in self.taken and user_name not in self.own_names):
             return self.fresh(user_name)
         self.defined.add(user_name)
         self.taken.add(user_name)
@@ -88,16 +95,13 @@ class Normalizer:
         self.node = body[-1]
         result = self.expr(body[-1].value, RESULT_NAME)
         return_line = self.src.line(body[-1])
-        lines = {}
-        for op in ir.walk_ops(self.ops):
-            lines[op.line] = self.src.text(op.line)
-        for loop in ir.walk_loops(self.ops):
-            lines[loop.line] = self.src.text(loop.line)
-        lines[return_line] = self.src.text(return_line)
+        lines = {(self.src.filename, return_line): self.src.text(return_line)}
+        for stmt in list(ir.walk_ops(self.ops)) + list(ir.walk_loops(self.ops)):
+            lines[(stmt.file, stmt.line)] = self.files[stmt.file].text(stmt.line)
         return ir.Program(
             name=self.src.func.__name__, params=self.params, body=self.ops, result=result,
             filename=self.src.filename, def_line=self.src.line(self.src.node),
-            source_lines=lines, env=self.globals, return_line=return_line), self.scope
+            source_lines=lines, env=self.globals, return_line=return_line), Scopes(self.scopes)
 
     def statement(self, stmt):
         self.node = stmt
@@ -153,7 +157,7 @@ class Normalizer:
         for name, loop_name in entry.items():
             if self.env[name] != Var(loop_name):
                 self.ops.append(Op(loop_name, COPY, (self.env[name],), {}, self.src.line(node),
-                                   node.col_offset + self.src.col_offset))
+                                   node.col_offset + self.src.col_offset, file=self.src.filename))
             self.env[name] = Var(loop_name)
         # Names first assigned in the body keep the last iteration's value after it.
         carried = list(entry.values())
@@ -165,7 +169,8 @@ class Normalizer:
             for key in [k for k in self.reads if k[0] == Var(name)]:
                 del self.reads[key]
         self.ops.append(ir.Loop(index, tuple(args), body, carried, self.src.line(node),
-                                node.col_offset + self.src.col_offset, exported))
+                                node.col_offset + self.src.col_offset, exported,
+                                file=self.src.filename))
 
     def carried_name(self, name, node):
         """A name of its own for a value carried by a loop (copied if it is shared)."""
@@ -175,7 +180,7 @@ class Normalizer:
             return atom.name
         target = self.new_def(name)
         self.ops.append(Op(target, COPY, (atom,), {}, self.src.line(node),
-                           node.col_offset + self.src.col_offset))
+                           node.col_offset + self.src.col_offset, file=self.src.filename))
         self.env[name] = Var(target)
         return target
 
@@ -216,7 +221,8 @@ class Normalizer:
             self.defs[-1].add(name) if self.ops is self.levels[-1] else None
         node = node or self.node
         self.ops.append(Op(name, prim, tuple(args), dict(kwargs or {}), self.src.line(node),
-                           getattr(node, "col_offset", 0) + self.src.col_offset))
+                           getattr(node, "col_offset", 0) + self.src.col_offset,
+                           file=self.src.filename))
         return Var(name)
 
     def error(self, node, what, advice=None):
@@ -336,6 +342,8 @@ class Normalizer:
             return self.emit(prim, [receiver] + args, kwargs, target, node)
         obj = self.resolve(func)
         prim = canonical(obj)
+        if registry.lookup(prim) is None and isinstance(obj, types.FunctionType):
+            return self.inline(obj, args, kwargs, target, node)
         if registry.lookup(prim) is None:
             raise self.no_rule(func, obj)
         var = self.emit(prim, args, kwargs, target, node)
@@ -347,6 +355,58 @@ class Normalizer:
                 root = root.value
             self.globals[root.id] = self.scope.used[root.id]
         return var
+
+    def inline(self, func, args, kwargs, target, node):
+        """A call to the user's own function: its body, normalized here, in place.
+
+        Inlining (rather than a separate adjoint per callee) keeps every value in one
+        function, so the adjoint reuses what the callee computed, shapes are specialised
+        per call site, and the generated code reads top to bottom; its comments point at
+        the callee's lines."""
+        if func in self.inlining:
+            raise self.error(node, f"`{func.__name__}` calls itself (recursion), which is not "
+                                   "supported", "write the recursion as a loop")
+        src = parse.read(func)
+        fence.check(src)
+        try:
+            bound = inspect.signature(func).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise self.error(node, f"this call to `{func.__name__}` does not match its "
+                                   f"parameters: {exc}") from None
+        bound.apply_defaults()
+        saved = (self.src, self.scope, self.locals, self.env, self.node, self.own_names, self.reads)
+        self.src, self.scope = src, Scope(func)
+        self.files[src.filename] = src
+        self.scopes.append(self.scope)
+        self.inlining.append(func)
+        fn = src.node
+        self.locals = {n.id for n in gast.walk(fn)
+                       if isinstance(n, gast.Name) and isinstance(n.ctx, (gast.Store, gast.Param))}
+        self.own_names = set()
+        self.env = {name: value if isinstance(value, (Var, Const, Global, Seq)) else
+                    self.constant(name, value) for name, value in bound.arguments.items()}
+        self.reads = {}
+        try:
+            body = fn.body
+            if body and isinstance(body[0], gast.Expr):
+                body = body[1:]
+            for stmt in body[:-1]:
+                self.statement(stmt)
+            self.node = body[-1]
+            result = self.expr(body[-1].value, target)
+        finally:
+            self.inlining.pop()
+            (self.src, self.scope, self.locals, self.env, self.node, self.own_names,
+             self.reads) = saved
+        return result
+
+    def constant(self, name, value):
+        """A default argument value as an atom."""
+        if isinstance(value, (bool, int, float, complex, str)) or value is None:
+            return Const(value)
+        key = self.fresh(f"{name}_default")
+        self.globals[key] = value
+        return Global(key)
 
     def no_rule(self, node, obj):
         label = spell(obj) or getattr(obj, "__qualname__", repr(obj))
@@ -384,8 +444,7 @@ class Normalizer:
         """A global used as a value: literals inline, NumPy names spelled, arrays by name."""
         if isinstance(obj, (bool, int, float, complex, str)) or obj is None:
             if isinstance(node, gast.Name):
-                self.globals[node.id] = obj
-                return Global(node.id)
+                return self.global_name(node.id, obj)
             return Const(obj)
         if spell(obj) is not None and not isinstance(obj, np.ndarray):
             return Const(obj)
@@ -394,10 +453,19 @@ class Normalizer:
                                    "is a function or module used as a value",
                              "call it, or pass values instead")
         if isinstance(node, gast.Name):
-            self.globals[node.id] = obj
-            return Global(node.id)
+            return self.global_name(node.id, obj)
         raise self.error(node, "attributes of global objects are not supported as values",
                          "pass the value in as an argument")
+
+
+    def global_name(self, name, obj):
+        """A module-level value by its name (renamed if a helper's module has another)."""
+        key = name
+        while key in self.globals and self.globals[key] is not obj:
+            key = self.fresh(f"{name}_")
+        self.globals[key] = obj
+        self.taken.add(key)
+        return Global(key)
 
 
 def normalize(source):

@@ -53,3 +53,17 @@ def _has_contents(cell):
 
 def is_module(obj):
     return isinstance(obj, types.ModuleType)
+
+
+class Scopes:
+    """The scopes of a function and of every helper inlined into it."""
+
+    def __init__(self, scopes):
+        self.scopes = scopes
+
+    @property
+    def used(self):
+        return {k: v for s in self.scopes for k, v in s.used.items()}
+
+    def still_valid(self):
+        return all(s.still_valid() for s in self.scopes)
