@@ -31,6 +31,17 @@ def _hashable(value):
         return False
 
 
+def _mentions(key, atoms):
+    """Does a memo key read any of `atoms`?"""
+    if isinstance(key, (tuple, list)):
+        return any(_mentions(k, atoms) for k in key)
+    if isinstance(key, Seq):
+        return any(_mentions(k, atoms) for k in key.items)
+    if isinstance(key, Slice):
+        return any(_mentions(k, atoms) for k in (key.lower, key.upper, key.step))
+    return key in atoms if isinstance(key, (Var, Global, Const)) else False
+
+
 def ast_text(node):
     return node.id if isinstance(node, gast.Name) else f"{ast_text(node.value)}.{node.attr}"
 
@@ -141,10 +152,10 @@ class Normalizer:
         self.env[node.target.id] = Var(index)
         outer, self.ops = self.ops, []
         outer_reads, self.reads = self.reads, {}
-        for name in entry.values():  # carried values change inside: not reads to hoist
-            for reads in [outer_reads] + self.outer_reads:
-                for key in [k for k in reads if k[0] == Var(name)]:
-                    del reads[key]
+        changing = {Var(n) for n in entry.values()}  # carried values change inside the loop
+        for reads in [outer_reads] + self.outer_reads:
+            for key in [k for k in reads if _mentions(k, changing)]:
+                del reads[key]
         self.outer_reads.append(outer_reads)
         self.levels.append(self.ops)
         self.defs.append({index} | set(entry.values()))
@@ -165,9 +176,9 @@ class Normalizer:
                           if n not in entry and n != node.target.id and isinstance(self.env.get(n), Var))
         body, self.ops = self.ops, outer
         self.reads = outer_reads
-        for name in carried:
-            for key in [k for k in self.reads if k[0] == Var(name)]:
-                del self.reads[key]
+        changing = {Var(n) for n in carried + exported}
+        for key in [k for k in self.reads if _mentions(k, changing)]:
+            del self.reads[key]
         self.ops.append(ir.Loop(index, tuple(args), body, carried, self.src.line(node),
                                 node.col_offset + self.src.col_offset, exported,
                                 file=self.src.filename))
@@ -215,10 +226,18 @@ class Normalizer:
         return 0
 
     def emit(self, prim, args, kwargs=None, target=None, node=None):
+        key = ("op", prim, tuple(args), tuple(sorted((kwargs or {}).items())))
+        try:
+            if key in self.reads:  # the same computation on the same values: reuse it
+                return self.reads[key]
+        except TypeError:
+            key = None
         name = self.new_def(target) if target else self.temp()
         self.taken.add(name)
-        if len(self.defs) > 0:
-            self.defs[-1].add(name) if self.ops is self.levels[-1] else None
+        if self.ops is self.levels[-1]:
+            self.defs[-1].add(name)
+        if key is not None and self.ops is self.levels[-1]:
+            self.reads[key] = Var(name)
         node = node or self.node
         self.ops.append(Op(name, prim, tuple(args), dict(kwargs or {}), self.src.line(node),
                            getattr(node, "col_offset", 0) + self.src.col_offset,
