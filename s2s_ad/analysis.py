@@ -54,7 +54,7 @@ def prune(body, needed):
             if inner:
                 needed.update(n for a in stmt.range_args for n in atom_vars(a))
                 kept.append(Loop(stmt.index, stmt.range_args, inner, stmt.carried, stmt.line,
-                                 stmt.col, stmt.exported, stmt.file))
+                                 stmt.col, stmt.exported, stmt.file, stmt.site))
         elif stmt.target in needed:
             kept.append(stmt)
             needed.update(op_vars(stmt))

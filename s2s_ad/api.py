@@ -83,6 +83,10 @@ class Transformed:
         for name in self._wrt_names:
             _check_differentiable(name, args[program.params.index(name)])
         infos, value = specialize.record(program, args)
+        unroll = specialize.loops_to_unroll(program, infos)
+        if unroll:
+            program, scope = normalize(source, unroll)
+            infos, value = specialize.record(program, args)
         out = specialize.atom_info(program.result, infos, program.env)
         if not out.is_scalar and out.kind != "float":
             shape = out.shape if out.kind == "array" else out.kind

@@ -75,6 +75,7 @@ class Loop:
     col: int = 0
     exported: list = field(default_factory=list)   # first assigned in the body, read after it
     file: str = None
+    site: tuple = None           # (file, line, col, n): the n-th loop read at that place
 
 
 def walk_ops(body):

@@ -116,7 +116,7 @@ def record(program, args):
             if isinstance(stmt, Loop):
                 stmt = Loop(stmt.index, stmt.range_args,
                             [_IndexRecord(stmt.index)] + list(with_index(stmt.body)),
-                            stmt.carried, stmt.line, stmt.col, stmt.exported, stmt.file)
+                            stmt.carried, stmt.line, stmt.col, stmt.exported, stmt.file, stmt.site)
             yield stmt
     body = list(with_index(program.body))
     blocks = ops_to_blocks(body, lambda s: None,
@@ -202,3 +202,27 @@ def signature(value):
     if shape is not None:
         return (t, tuple(shape), str(getattr(value, "dtype", "")))
     return t
+
+
+def loops_to_unroll(program, infos):
+    """{loop site: index values} for loops whose body picks items of a list, tuple or
+    dict by the loop index (`params["blocks"][i]`): those are unrolled."""
+    from .ir import walk_loops, walk_ops
+    unroll = {}
+    for loop in walk_loops(program.body):
+        picks = any(op.prim is INDEX and isinstance(op.args[0], Var)
+                    and infos[op.args[0].name].kind in ("list", "tuple", "dict")
+                    and loop.index in _atom_names(op.args[1])
+                    for op in walk_ops(loop.body))
+        if not picks:
+            continue
+        bounds = [atom_info(a, infos, program.env) for a in loop.range_args]
+        if any(b.kind != "int" or b.value is None for b in bounds):
+            continue
+        unroll[loop.site] = list(range(*(b.value for b in bounds)))
+    return unroll
+
+
+def _atom_names(atom):
+    from .ir import atom_vars
+    return atom_vars(atom)

@@ -21,6 +21,10 @@ CASES = [
     (L.alias_before_loop, [R.uniform(0.5, 1.0, size=3)], (0,)),
     (L.counter, [R.normal(size=6)], (0,)),
     (L.loop_reads_rows, [R.normal(size=(4, 3)), R.normal(size=4)], (0, 1)),
+    (L.layers, [{"layers": [{"W": R.normal(size=(3, 3)) * .5, "b": R.normal(size=3)} for _ in range(3)]},
+                R.normal(size=(2, 3))], (0, 1)),
+    (L.layers_with_count, [[R.normal(size=(3, 3)) * .5, R.normal(size=(3, 3)) * .5,
+                            R.normal(size=(3, 3)) * .5], R.normal(size=(2, 3)), 2], (0, 1)),
 ]
 
 

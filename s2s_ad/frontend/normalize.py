@@ -47,8 +47,10 @@ def ast_text(node):
 
 
 class Normalizer:
-    def __init__(self, source):
+    def __init__(self, source, unroll=None):
         self.src = source
+        self.unroll = unroll or {}             # loop site -> the index values to unroll with
+        self.sites = {}
         fn = source.node
         self.scope = Scope(source.func)
         self.params = [a.id for a in fn.args.args]
@@ -142,6 +144,17 @@ class Normalizer:
             args = [Const(0)] + args
         if len(args) == 2:
             args = args + [Const(1)]
+        place = (self.src.filename, self.src.line(node), node.col_offset)
+        self.sites[place] = self.sites.get(place, -1) + 1
+        site = place + (self.sites[place],)
+        if site in self.unroll:
+            # The body picks items of a list or dict by the index: unrolled, each copy
+            # reads its own item (the containers' structure is part of the specialisation).
+            for value in self.unroll[site]:
+                self.env[node.target.id] = Const(value)
+                for stmt in node.body:
+                    self.statement(stmt)
+            return
         assigned = {n.id for stmt in node.body for n in gast.walk(stmt)
                     if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}
         entry = {}
@@ -181,7 +194,7 @@ class Normalizer:
             del self.reads[key]
         self.ops.append(ir.Loop(index, tuple(args), body, carried, self.src.line(node),
                                 node.col_offset + self.src.col_offset, exported,
-                                file=self.src.filename))
+                                file=self.src.filename, site=site))
 
     def carried_name(self, name, node):
         """A name of its own for a value carried by a loop (copied if it is shared)."""
@@ -487,6 +500,6 @@ class Normalizer:
         return Global(key)
 
 
-def normalize(source):
-    """(Program, Scope) for a fenced Source."""
-    return Normalizer(source).run()
+def normalize(source, unroll=None):
+    """(Program, Scope) for a fenced Source; loops at the sites in `unroll` are unrolled."""
+    return Normalizer(source, unroll).run()
