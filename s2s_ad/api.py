@@ -11,7 +11,10 @@ from .errors import TransformError
 from .frontend import fence, parse
 from .frontend.normalize import normalize
 from .ir import Var
+from .forward import tangent_source
 from .reverse import adjoint_source
+
+TANGENT_KINDS = ("jvp",)
 
 # func -> {(transformation, wrt): {signature: Entry}}: shared by every grad(f) of one f.
 _CACHE = weakref.WeakKeyDictionary()
@@ -58,16 +61,24 @@ class Transformed:
         bound.apply_defaults()
         return tuple(bound.arguments.values())
 
-    def specialization(self, *args, **kwargs):
+    def specialization(self, *args, _tangents=(), **kwargs):
         """The generated function for these arguments (transforming on a cache miss)."""
         args = self._args(args, kwargs)
-        key = tuple(map(specialize.signature, args))
+        key = tuple(map(specialize.signature, args + tuple(_tangents)))
         entry = self._entries.get(key)
         if entry is None or not entry.scope.still_valid():
-            entry = self._entries[key] = self._transform(args)
+            entry = self._entries[key] = self._transform(args, _tangents)
         return entry.fn, args
 
     def __call__(self, *args, **kwargs):
+        if self.kind in TANGENT_KINDS:  # called as (*args, tangent)
+            if not args:
+                raise TypeError(f"{self.__name__} is called with the arguments of "
+                                f"{self.func.__name__} followed by the tangent")
+            args, tangent = args[:-1], args[-1]
+            tangents = tuple(tangent) if isinstance(self.wrt, tuple) else (tangent,)
+            fn, args = self.specialization(*args, _tangents=tangents, **kwargs)
+            return fn(*args, *tangents)
         if not kwargs and len(args) == self._nparams:
             key = tuple(map(specialize.signature, args))
             entry = self._entries.get(key)
@@ -76,7 +87,7 @@ class Transformed:
         fn, args = self.specialization(*args, **kwargs)
         return fn(*args)
 
-    def _transform(self, args):
+    def _transform(self, args, tangents=()):
         source = parse.read(self.func)
         fence.check(source)
         program, scope = normalize(source)
@@ -88,6 +99,11 @@ class Transformed:
             program, scope = normalize(source, unroll)
             infos, value = specialize.record(program, args)
         out = specialize.atom_info(program.result, infos, program.env)
+        if self.kind == "jvp":
+            for name, tangent in zip(self._wrt_names, tangents):
+                _check_tangent(name, args[program.params.index(name)], tangent)
+            name, src = tangent_source(program, infos, list(self._wrt_names))
+            return Entry(compile_function(src, name, program.env), scope)
         if not out.is_scalar and out.kind != "float":
             shape = out.shape if out.kind == "array" else out.kind
             raise ValueError(
@@ -154,6 +170,26 @@ def _check_differentiable(name, value, path=""):
         f"them); convert it with np.asarray({name}, dtype=float) or leave it out of wrt.")
 
 
+def _check_tangent(name, value, tangent):
+    """A tangent has its argument's structure and shapes."""
+    if isinstance(value, dict):
+        if not isinstance(tangent, dict) or tangent.keys() != value.keys():
+            raise ValueError(f"the tangent of `{name}` must be a dict with keys {list(value)}")
+        for k in value:
+            _check_tangent(f"{name}[{k!r}]", value[k], tangent[k])
+        return
+    if isinstance(value, (list, tuple)):
+        if not isinstance(tangent, (list, tuple)) or len(tangent) != len(value):
+            raise ValueError(f"the tangent of `{name}` must be a {type(value).__name__} of "
+                             f"{len(value)} items")
+        for i, (v, t) in enumerate(zip(value, tangent)):
+            _check_tangent(f"{name}[{i}]", v, t)
+        return
+    if np.shape(value) != np.shape(tangent):
+        raise ValueError(f"the tangent of `{name}` has shape {np.shape(tangent)}, but "
+                         f"`{name}` has shape {np.shape(value)}")
+
+
 def _decorator(kind):
     def transform(func=None, wrt=0):
         if func is None:
@@ -171,6 +207,9 @@ grad.__doc__ = """The gradient of scalar-valued `func` with respect to `args[wrt
 Usable as `grad(f)`, `grad(f, wrt=(0, 'b'))`, `@grad` and `@grad(wrt=...)`."""
 value_and_grad = _decorator("value_and_grad")
 value_and_grad.__doc__ = """`(func(*args), gradient)` from one forward and one backward sweep."""
+jvp = _decorator("jvp")
+jvp.__doc__ = """Called as `(*args, tangent)`: `(func(*args), directional derivative)`, by
+forward mode; with a tuple `wrt`, `tangent` is a tuple."""
 
 
 def source(transformed, *args, **kwargs):

@@ -287,19 +287,8 @@ class ReverseMode:
         if g_scalar and not rule.lazy_g:
             g = astb.call("np.full_like", [astb.name(op.target), g])
             g_shape = ans_info.shape
-        mapping = {"g": g, "ans": astb.name(op.target)}
-        shapes = {"g": g_shape, "ans": ans_info.shape}
-        for name, atom in bound.items():
-            mapping[name] = render(atom)
-            shapes[name] = self._shape(ctx, name)
-            if isinstance(atom, Seq):
-                for i, sub in enumerate(atom.items):
-                    mapping[f"{name}{i}"] = render(sub)
-                    shapes[f"{name}{i}"] = self._shape(ctx, f"{name}{i}")
-            elif isinstance(atom, Var) and self.infos[atom.name].kind in ("list", "tuple"):
-                for i in range(len(self.infos[atom.name].value)):
-                    mapping[f"{name}{i}"] = astb.subscript(render(atom), astb.const(i))
-                    shapes[f"{name}{i}"] = self.infos[atom.name].value[i].shape
+        mapping, shapes = ctx.placeholders()
+        mapping["g"], shapes["g"] = g, g_shape
         if g_parts is not None:
             for path, (expr, _shape) in g_parts.items():
                 if len(path) == 1:
@@ -348,15 +337,6 @@ class ReverseMode:
                 return super().visit(node)
 
         return Reuse().visit(expr) if available else expr
-
-    def _shape(self, ctx, name):
-        try:
-            info = ctx.info(name)
-        except (KeyError, IndexError):
-            return ()
-        if info.kind in ("int", "bool", "float", "none"):
-            return ()
-        return info.shape if info.kind == "array" else ()
 
     def fit(self, c, arg_info, key):
         """Reduce a contribution back to its argument's shape (undo broadcasting)."""

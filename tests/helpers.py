@@ -104,3 +104,36 @@ def assert_tree_close(actual, expected, rtol=1e-6, atol=1e-8, dtype=None):
         if dtype is not None:
             assert actual.dtype == dtype, f"dtype {actual.dtype}, expected {dtype}"
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
+
+
+def random_like(tree, rng):
+    """A random direction with the structure, shapes and dtypes of `tree`."""
+    if isinstance(tree, dict):
+        return {k: random_like(v, rng) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(random_like(v, rng) for v in tree)
+    if isinstance(tree, float):
+        return float(rng.normal())
+    return rng.normal(size=np.shape(tree)).astype(np.asarray(tree).dtype)
+
+
+def tree_dot(a, b):
+    if isinstance(a, dict):
+        return sum(tree_dot(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return sum(tree_dot(x, y) for x, y in zip(a, b))
+    return float(np.sum(np.asarray(a) * np.asarray(b)))
+
+
+def check_forward(f, args, wrt, rng, rtol=1e-7):
+    """jvp along a random direction against <grad, v> and the dual-number reference."""
+    import s2s_ad as ad
+    from s2s_ad import reference
+    grads = ad.grad(f, wrt=wrt)(*args)
+    direction = tuple(random_like(args[i], rng) for i in wrt)
+    value, derivative = ad.jvp(f, wrt=wrt)(*args, direction)
+    np.testing.assert_allclose(value, f(*args), rtol=1e-12)
+    np.testing.assert_allclose(derivative, sum(tree_dot(g, v) for g, v in zip(grads, direction)),
+                               rtol=rtol, atol=1e-9)
+    _, oracle = reference.jvp(f, args, wrt, direction)
+    np.testing.assert_allclose(derivative, oracle, rtol=rtol, atol=1e-9)

@@ -4,7 +4,7 @@ import pytest
 
 import helpers_src as H
 import s2s_ad as ad
-from helpers import assert_tree_close, numeric_grad
+from helpers import assert_tree_close, check_forward, numeric_grad
 
 R = np.random.default_rng(11)
 P = {"W1": R.normal(size=(3, 4)) * .5, "b1": R.normal(size=4), "W2": R.normal(size=(4, 2)) * .5,
@@ -44,3 +44,8 @@ def test_redefining_a_helper_gives_a_fresh_transformation():
     finally:
         H.act_fn = original
     assert_tree_close(df(P, CASES[0][1][1]), before)
+
+
+@pytest.mark.parametrize("f,args,wrt", CASES, ids=[c[0].__name__ for c in CASES])
+def test_forward_mode(f, args, wrt):
+    check_forward(f, args, wrt, np.random.default_rng(3))

@@ -4,7 +4,7 @@ import pytest
 
 import loops_src as L
 import s2s_ad as ad
-from helpers import assert_tree_close, numeric_grad
+from helpers import assert_tree_close, check_forward, numeric_grad
 
 R = np.random.default_rng(7)
 
@@ -60,3 +60,8 @@ def test_new_trip_count_is_a_new_specialisation():
     x = R.uniform(0.5, 1.0, size=3)
     for n in (3, 6):
         assert_tree_close(f(x, n), numeric_grad(L.range_with_start_and_step, [x, n], 0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("f,args,wrt", CASES, ids=[c[0].__name__ for c in CASES])
+def test_forward_mode(f, args, wrt):
+    check_forward(f, args, wrt, np.random.default_rng(3))

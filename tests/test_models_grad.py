@@ -3,7 +3,7 @@ self-attention block with layer norm, against finite differences."""
 import numpy as np
 
 import s2s_ad as ad
-from helpers import assert_tree_close, numeric_grad
+from helpers import assert_tree_close, check_forward, numeric_grad
 from models_src import attention_loss, mlp_loss
 
 
@@ -40,3 +40,14 @@ def test_attention_gradient_matches_finite_differences():
     g_p, g_x = ad.grad(attention_loss, wrt=("p", "x"))(p, x, target)
     assert_tree_close(g_p, numeric_grad(attention_loss, [p, x, target], 0), rtol=1e-5, atol=1e-7)
     assert_tree_close(g_x, numeric_grad(attention_loss, [p, x, target], 1), rtol=1e-5, atol=1e-7)
+
+
+def test_models_forward_mode():
+    rng = np.random.default_rng(4)
+    params, x, y = mlp_params(rng), rng.normal(size=(6, 5)), rng.integers(0, 3, size=6)
+    check_forward(mlp_loss, [params, x, y], (0,), rng)
+    C = 4
+    p = {"gamma": 1 + 0.1 * rng.normal(size=C), "beta": 0.1 * rng.normal(size=C),
+         **{k: rng.normal(size=(C, C)) * 0.5 for k in ("Wq", "Wk", "Wv", "Wo")}}
+    check_forward(attention_loss, [p, rng.normal(size=(2, 5, C)), rng.normal(size=(2, 5, C))],
+                  (0, 1), rng)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import s2s_ad as ad
+from s2s_ad import reference
 from helpers import assert_tree_close, function_from_source, numeric_grad
 
 RNG = np.random.default_rng(0)
@@ -38,6 +39,16 @@ def check_expression(expr, inputs, extra="", f32=True):
         if isinstance(inputs[names[i]], float):
             assert isinstance(g, float)
         assert_tree_close(g, expected, rtol=1e-5, atol=1e-6)
+    # Forward mode: the jvp along a random direction agrees with <grad, v> and with the
+    # dual-number reference.
+    direction = tuple(sample(np.shape(inputs[n])) if isinstance(inputs[n], np.ndarray)
+                      else float(sample(())) for n in names)
+    value, derivative = ad.jvp(f, wrt=wrt)(*args, direction)
+    np.testing.assert_allclose(value, f(*args), rtol=1e-12)
+    expected = sum(np.sum(g * v) for g, v in zip(got, direction))
+    np.testing.assert_allclose(derivative, expected, rtol=1e-7, atol=1e-9)
+    _, oracle = reference.jvp(f, args, wrt, direction)
+    np.testing.assert_allclose(derivative, oracle, rtol=1e-9, atol=1e-11)
     if f32:
         args32 = [a.astype(np.float32) if isinstance(a, np.ndarray) else a for a in args]
         got32 = ad.grad(f, wrt=wrt)(*args32)

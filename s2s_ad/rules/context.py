@@ -91,6 +91,33 @@ class RuleContext:
         from ..primitives import name_of
         return name_of(self.rule.prim)
 
+    def placeholders(self):
+        """({name: expression}, {name: shape}) for the names a template may use: the
+        parameters, `ans`, and `<param><i>` for the items of a sequence argument."""
+        from .. import astb
+        from ..ir import render
+        mapping = {"ans": astb.name(self.op.target)}
+        shapes = {"ans": self._infos[self.op.target].shape}
+        for name, atom in self.bound.items():
+            mapping[name] = render(atom)
+            shapes[name] = self._shape(name)
+            if isinstance(atom, Seq):
+                for i, sub in enumerate(atom.items):
+                    mapping[f"{name}{i}"] = render(sub)
+                    shapes[f"{name}{i}"] = self._shape(f"{name}{i}")
+            elif isinstance(atom, Var) and self._infos[atom.name].kind in ("list", "tuple"):
+                for i, item in enumerate(self._infos[atom.name].value):
+                    mapping[f"{name}{i}"] = astb.subscript(render(atom), astb.const(i))
+                    shapes[f"{name}{i}"] = item.shape
+        return mapping, shapes
+
+    def _shape(self, name):
+        try:
+            info = self.info(name)
+        except (KeyError, IndexError):
+            return ()
+        return info.shape if info.kind == "array" else ()
+
     def error(self, what, advice=None) -> TransformError:
         return self._error(self.op, what, advice)
 

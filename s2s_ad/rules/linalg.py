@@ -134,7 +134,7 @@ def _einsum_operand(ctx):
     return einsum_adjoint(ctx, ins, out, ctx.item, names)
 
 
-defrule(np.einsum, "subscripts, *operands", linear=("operands",),
+defrule(np.einsum, "subscripts, *operands", linear=("operands",), multilinear=("operands",),
         adjoint={"operands": _einsum_operand})
 
 

@@ -51,6 +51,7 @@ class Rule:
         # "through": such a `g` passes through unchanged (reshape, transpose, ...).
         self.lazy_g = lazy_g or elementwise
         self.constant_args = False
+        self.multilinear = ()
 
     @property
     def differentiable_params(self):
@@ -94,10 +95,16 @@ def _parse_signature(sig):
 
 
 def defrule(prim, signature, *, partials=None, adjoint=None, tangent=None, linear=(),
-            lazy_g=False, sequence=()):
-    """Register the derivative rule of `prim` (see the module docstring)."""
+            lazy_g=False, sequence=(), multilinear=()):
+    """Register the derivative rule of `prim` (see the module docstring).
+
+    `linear` names arguments the function is linear in (its tangent is the function of
+    their tangents); a sequence argument is jointly linear (np.concatenate: one call with
+    zeros for constant items) unless listed in `multilinear` (np.einsum: one term per
+    varying operand)."""
     rule = Rule(prim, _parse_signature(signature), adjoint, tangent, partials, linear,
                 elementwise=bool(partials), lazy_g=lazy_g, sequence=sequence)
+    rule.multilinear = tuple(multilinear)
     _TABLE[_key(prim)] = rule
     return rule
 

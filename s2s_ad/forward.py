@@ -1,0 +1,219 @@
+"""Forward mode: tangent statements interleaved with the primal, from the same rule table.
+
+Each active value `v` gets a tangent `v_dot` right after it is computed. A rule gives the
+tangent of its result from its arguments' tangents: `x_dot * partial` for elementwise
+functions, the function itself applied to the tangent for linear ones, or a template.
+Loops stay loops: a carried value's tangent is carried with it.
+"""
+import os
+
+import gast
+import numpy as np
+
+from . import astb
+from .analysis import active_values, prune
+from .emit import LoopBlock, function_source, loop_header, op_stmt
+from .errors import TransformError
+from .ir import Const, Loop, Op, Seq, Var, atom_vars, render, walk_ops
+from .reverse import broadcast
+from .rules import lookup
+from .rules.context import RuleContext
+from .rules.registry import instantiate, plus, template_names, times
+
+
+class ForwardMode:
+    def __init__(self, program, infos, wrt):
+        self.p = program
+        self.infos = infos
+        self.wrt = wrt
+        self.active = active_values(program, infos, wrt, self.error)
+        self.taken = set(infos) | set(program.params) | set(program.env) | {"np"}
+        self.dots = {}
+
+    def dot(self, name):
+        if name not in self.dots:
+            base, i = f"{name}_dot", 1
+            candidate = base
+            while candidate in self.taken:
+                candidate, i = f"{base}{i}", i + 1
+            self.taken.add(candidate)
+            self.dots[name] = candidate
+        return self.dots[name]
+
+    def error(self, op, what, advice=None):
+        return TransformError(what, advice=advice, filename=op.file, lineno=op.line,
+                              col=op.col, line_text=self.p.source_lines.get((op.file, op.line)))
+
+    # -- the sweep ----------------------------------------------------------------------
+    def blocks(self, body):
+        out = []
+        for stmt in body:
+            if isinstance(stmt, Loop):
+                target, it = loop_header(stmt)
+                out.append(LoopBlock(target, it, self.blocks(stmt.body),
+                                     f"{self.p.where(stmt)}  {self.p.line_text(stmt)}"))
+                continue
+            stmts = [op_stmt(stmt)]
+            if stmt.target in self.active:
+                stmts += self.tangent(stmt)
+            comment = f"{self.p.where(stmt)}  {self.p.line_text(stmt)}"
+            if out and isinstance(out[-1], tuple) and out[-1][0] == comment:
+                out[-1][1].extend(stmts)
+            else:
+                out.append((comment, stmts))
+        return out
+
+    def tangent(self, op):
+        """`target_dot = ...` for one op."""
+        rule = lookup(op.prim)
+        info = self.infos[op.target]
+        if rule.nondiff:  # a carried sum's start value: its tangent is zero
+            return [astb.assign(self.dot(op.target), self.zeros(op.target, info))]
+        bound = rule.bind(op.args, op.kwargs)
+        ctx = RuleContext(op, rule, bound, self.infos, self.p.env,
+                          lambda o, w, a=None: self.error(o, w, a), active_names=self.active)
+        mapping, shapes = ctx.placeholders()
+        for name in list(mapping):
+            atom = _atom_of(bound, name)
+            if isinstance(atom, Var) and atom.name in self.active:
+                mapping[f"{name}_dot"] = astb.name(self.dot(atom.name))
+                shapes[f"{name}_dot"] = shapes[name]
+        terms = []
+        for param, atom in bound.items():
+            items = atom.items if isinstance(atom, Seq) else None
+            if items is None and not (isinstance(atom, Var) and atom.name in self.active):
+                continue
+            if items is not None and not any(isinstance(a, Var) and a.name in self.active
+                                             for a in items):
+                continue
+            if param not in rule.differentiable_params and param not in rule.tangent:
+                raise self.error(op, f"s2s_ad does not differentiate {rule_name(op)} with "
+                                     f"respect to its argument `{param}`",
+                                 "make that argument a constant")
+            terms += self.terms(op, rule, ctx, param, atom, mapping, shapes)
+        if not terms:
+            return [astb.assign(self.dot(op.target), self.zeros(op.target, info))]
+        expr = plus([t for t, _ in terms])
+        shape = broadcast(*[s for _, s in terms])
+        if info.kind == "array" and shape is not None and info.shape is not None \
+                and shape != info.shape:
+            expr = astb.call("np.broadcast_to", [expr, render(Const(info.shape))])
+        return [astb.assign(self.dot(op.target), expr)]
+
+    def terms(self, op, rule, ctx, param, atom, mapping, shapes):
+        """[(expression, shape)]: the tangent contributions of one argument."""
+        if param in rule.partials:
+            partial = rule.partials[param]
+            text = partial(ctx) if callable(partial) else partial
+            expr = times(mapping[f"{param}_dot"], instantiate(text, mapping))
+            names = [n for n in template_names(text) if n in shapes] + [f"{param}_dot"]
+            return [(expr, broadcast(*[shapes[n] for n in names]))]
+        if param in rule.tangent:
+            template = rule.tangent[param]
+            text = template(ctx) if callable(template) else template
+            if not rule.elementwise:
+                return [(instantiate(text, mapping), self.infos[op.target].shape)]
+            names = [n for n in template_names(text) if n in shapes]
+            return [(instantiate(text, mapping), broadcast(*[shapes[n] for n in names]))]
+        if param in rule.linear:
+            ans_shape = self.infos[op.target].shape
+            if isinstance(atom, Seq) and param in rule.multilinear:
+                return [(self.substituted(op, rule, {(param, i): self.dot(a.name)}), ans_shape)
+                        for i, a in enumerate(atom.items)
+                        if isinstance(a, Var) and a.name in self.active]
+            if isinstance(atom, Seq):  # jointly linear: inactive items contribute zeros
+                swap = {(param, i): self.dot(a.name) if isinstance(a, Var) and a.name in self.active
+                        else ("zeros", a) for i, a in enumerate(atom.items)}
+                return [(self.substituted(op, rule, swap), ans_shape)]
+            return [(self.substituted(op, rule, {(param, None): self.dot(atom.name)}), ans_shape)]
+        raise self.error(op, f"the rule for {rule_name(op)} has no tangent for `{param}`")
+
+    def substituted(self, op, rule, swap):
+        """The op's own expression with some arguments replaced by their tangents."""
+        from .emit import op_expr
+        names = rule.param_names()
+        args = list(op.args)
+        kwargs = dict(op.kwargs)
+
+        def replace(atom, key):
+            new = swap[key]
+            if isinstance(new, tuple):  # ("zeros", atom)
+                return astb.call("np.zeros_like", [render(new[1])])
+            return astb.name(new)
+
+        sequence = names[-1] if rule.params and rule.params[-1][0].startswith("*") else None
+        for (param, item), _ in swap.items():
+            if param == sequence:
+                first = len(names) - 1
+                args[first + item] = replace(args[first + item], (param, item))
+                continue
+            position = names.index(param)
+            if param in kwargs:
+                slot = kwargs[param]
+                kwargs[param] = _swap_item(slot, item, replace, (param, item))
+            else:
+                args[position] = _swap_item(args[position], item, replace, (param, item))
+        return op_expr(Op(op.target, op.prim, tuple(args), kwargs, op.line, op.col, op.callee,
+                          op.file))
+
+    def zeros(self, name, info):
+        if info.kind == "array":
+            return astb.call("np.zeros_like", [astb.name(name)])
+        return astb.const(0.0)
+
+    def output_tangent(self, atom, info):
+        """The result's tangent, shaped like the result (zeros where it does not vary)."""
+        if isinstance(atom, Var):
+            if atom.name in self.active:
+                return astb.name(self.dot(atom.name))
+            if info.kind in ("list", "tuple", "dict"):
+                raise TransformError("jvp of a function returning a container that does not "
+                                     "depend on the input is not supported")
+            return self.zeros(atom.name, info)
+        if isinstance(atom, Seq):
+            elts = [self.output_tangent(a, i) for a, i in zip(atom.items, info.value)]
+            return astb.tuple_(elts) if atom.kind == "tuple" else astb.list_(elts)
+        return astb.const(0.0)
+
+
+def _swap_item(slot, item, replace, key):
+    if item is None:
+        return replace(slot, key)
+    items = list(slot.items)
+    items[item] = replace(items[item], key)
+    return Seq(tuple(items), slot.kind)
+
+
+def _atom_of(bound, name):
+    if name in bound:
+        return bound[name]
+    base = name.rstrip("0123456789")
+    if base in bound and isinstance(bound[base], Seq):
+        return bound[base].items[int(name[len(base):])]
+    return None
+
+
+def rule_name(op):
+    from .primitives import name_of
+    return name_of(op.prim)
+
+
+def tangent_source(program, infos, wrt):
+    """(function name, source) of the forward-mode derivative of `program`."""
+    from .specialize import atom_info
+    mode = ForwardMode(program, infos, wrt)
+    out_info = atom_info(program.result, infos, program.env)
+    needed = set(atom_vars(program.result))
+    body = prune(program.body, needed)
+    blocks = mode.blocks(body)
+    out_dot = mode.output_tangent(program.result, out_info)
+    blocks.append((None, [astb.ret(astb.tuple_([render(program.result), out_dot]))]))
+    short = os.path.basename(program.filename)
+    inputs = ", ".join(f"{p} ({infos[p].describe()})" for p in program.params)
+    doc = (f"Jacobian-vector product of {program.name} ({short}:{program.def_line}) with "
+           f"respect to {', '.join(wrt)}; forward mode.\n\n"
+           f"Specialised for {inputs}.\n"
+           f"Returns the value and its derivative along {', '.join(mode.dot(w) for w in wrt)}.\n")
+    name = f"jvp_{program.name}"
+    params = program.params + [mode.dot(w) for w in wrt]
+    return name, function_source(name, params, blocks, doc)
