@@ -77,7 +77,8 @@ def attention(x, blk, n_head):
 
 
 def gelu(x):
-    return 0.5 * x * (1.0 + np.tanh(GELU_C * (x + 0.044715 * x ** 3)))
+    # x * x * x, not x ** 3: NumPy sends ** 3 through libm pow, ~250x slower here.
+    return 0.5 * x * (1.0 + np.tanh(GELU_C * (x + 0.044715 * (x * x * x))))
 
 
 def mlp(x, blk):
