@@ -2,7 +2,7 @@
 reaches the output (useful), and is of a floating type. Code for the adjoint is made for
 active values only. Loops make both a fixed point."""
 from .ir import Loop, atom_vars, op_vars, walk_ops
-from .primitives import name_of
+from .primitives import POP, name_of
 from .rules import lookup
 
 
@@ -54,8 +54,8 @@ def prune(body, needed):
             if inner:
                 needed.update(n for a in stmt.range_args for n in atom_vars(a))
                 kept.append(Loop(stmt.index, stmt.range_args, inner, stmt.carried, stmt.line,
-                                 stmt.col, stmt.exported, stmt.file, stmt.site))
-        elif stmt.target in needed:
-            kept.append(stmt)
+                                 stmt.col, stmt.exported, stmt.file, stmt.site, stmt.reverse))
+        elif stmt.target in needed or stmt.prim is POP:
+            kept.append(stmt)   # a pop is kept whatever it gives: the stack must stay aligned
             needed.update(op_vars(stmt))
     return kept[::-1]

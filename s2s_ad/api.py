@@ -10,11 +10,12 @@ from .emit import compile_function
 from .errors import TransformError
 from .frontend import fence, parse
 from .frontend.normalize import normalize
+from .frontend.resolve import Scopes
 from .ir import Var
 from .forward import tangent_source
 from .reverse import adjoint_source
 
-TANGENT_KINDS = ("jvp",)
+TANGENT_KINDS = ("jvp", "hvp")
 
 # func -> {(transformation, wrt): {signature: Entry}}: shared by every grad(f) of one f.
 _CACHE = weakref.WeakKeyDictionary()
@@ -33,21 +34,24 @@ class Transformed:
     (shapes, dtypes, container structure) and cached."""
 
     def __init__(self, func, kind, wrt):
-        if isinstance(func, Transformed):
-            raise TransformError(f"{kind} of an s2s_ad transformation is not supported yet",
-                                 advice="differentiate the original function")
+        if isinstance(func, Transformed) and func.kind not in ("grad", "value_and_grad"):
+            raise TransformError(f"{kind} of {func.kind} is not supported yet",
+                                 advice="differentiate the original function, or its grad")
         self.func = func
         self.kind = kind
         self.wrt = wrt
         self.__name__ = f"{kind}_{getattr(func, '__name__', 'f')}"
         self.__qualname__ = self.__name__
         self.__doc__ = f"{kind} of {getattr(func, '__qualname__', func)} (s2s_ad)"
+        user = func
+        while isinstance(user, Transformed):  # grad(grad(f)) takes f's arguments
+            user = user.func
         try:
-            params = list(inspect.signature(func).parameters.values())
+            params = list(inspect.signature(user).parameters.values())
         except (TypeError, ValueError):
             params = []
         self._nparams = len(params)
-        self._signature = inspect.signature(func) if params else None
+        self._signature = inspect.signature(user) if params else None
         self._wrt_names = _wrt_names(func, params, wrt)
         per_func = _CACHE.setdefault(func, {}) if _weakrefable(func) else {}
         self._entries = per_func.setdefault((kind, self._wrt_names, isinstance(wrt, tuple)), {})
@@ -64,11 +68,23 @@ class Transformed:
     def specialization(self, *args, _tangents=(), **kwargs):
         """The generated function for these arguments (transforming on a cache miss)."""
         args = self._args(args, kwargs)
-        key = tuple(map(specialize.signature, args + tuple(_tangents)))
+        return self._entry(args, _tangents).fn, args
+
+    def _entry(self, args, tangents=()):
+        key = tuple(map(specialize.signature, args + tuple(tangents)))
         entry = self._entries.get(key)
         if entry is None or not entry.scope.still_valid():
-            entry = self._entries[key] = self._transform(args, _tangents)
-        return entry.fn, args
+            entry = self._entries[key] = self._transform(args, tangents)
+        return entry
+
+    def _target(self, args):
+        """The function to read: the user's, or for a derivative of a derivative the code
+        generated for these arguments (hvp is forward mode over the generated adjoint)."""
+        inner = Transformed(self.func, "grad", self.wrt) if self.kind == "hvp" else self.func
+        if not isinstance(inner, Transformed):
+            return self.func, None
+        entry = inner._entry(args)
+        return entry.fn, entry.scope
 
     def __call__(self, *args, **kwargs):
         if self.kind in TANGENT_KINDS:  # called as (*args, tangent)
@@ -88,9 +104,12 @@ class Transformed:
         return fn(*args)
 
     def _transform(self, args, tangents=()):
-        source = parse.read(self.func)
+        func, inner_scope = self._target(args)
+        source = parse.read(func)
         fence.check(source)
         program, scope = normalize(source)
+        if inner_scope is not None:
+            scope = Scopes([scope, inner_scope])
         for name in self._wrt_names:
             _check_differentiable(name, args[program.params.index(name)])
         infos, value = specialize.record(program, args)
@@ -99,10 +118,13 @@ class Transformed:
             program, scope = normalize(source, unroll)
             infos, value = specialize.record(program, args)
         out = specialize.atom_info(program.result, infos, program.env)
-        if self.kind == "jvp":
+        if self.kind in TANGENT_KINDS:
             for name, tangent in zip(self._wrt_names, tangents):
                 _check_tangent(name, args[program.params.index(name)], tangent)
-            name, src = tangent_source(program, infos, list(self._wrt_names))
+            hvp = self.kind == "hvp"
+            name, src = tangent_source(program, infos, list(self._wrt_names), only_tangent=hvp,
+                                       title=f"Hessian-vector product of {self.func.__name__}"
+                                       if hvp else None)
             return Entry(compile_function(src, name, program.env), scope)
         if not out.is_scalar and out.kind != "float":
             shape = out.shape if out.kind == "array" else out.kind
@@ -210,6 +232,9 @@ value_and_grad.__doc__ = """`(func(*args), gradient)` from one forward and one b
 jvp = _decorator("jvp")
 jvp.__doc__ = """Called as `(*args, tangent)`: `(func(*args), directional derivative)`, by
 forward mode; with a tuple `wrt`, `tangent` is a tuple."""
+hvp = _decorator("hvp")
+hvp.__doc__ = """Called as `(*args, v)`: the Hessian-vector product H·v of scalar `func`,
+by forward mode over the generated adjoint (tangent-of-adjoint)."""
 
 
 def source(transformed, *args, **kwargs):

@@ -11,7 +11,8 @@ import numpy as np
 
 from . import astb, runtime
 from .ir import Op, render
-from .primitives import ASTYPE, ATTRIBUTE, COPY, INDEX, LEN, OPERATOR_OF, TRANSPOSE_T, spell
+from .primitives import (ADD_AT, APPEND, ASTYPE, ATTRIBUTE, COPY, INDEX, INDEX_ADD, LEN, NEWLIST,
+                         OPERATOR_OF, POP, TRANSPOSE_T, spell)
 
 
 def op_expr(op: Op):
@@ -37,10 +38,21 @@ def op_expr(op: Op):
         return astb.call("len", args)
     if prim is COPY:
         return args[0]
+    if prim is NEWLIST:
+        return astb.list_([])
+    if prim is POP:
+        return astb.call(astb.attr(args[0], "pop"), [])
     return astb.call(op.callee or spell(prim), args, kwargs)
 
 
 def op_stmt(op: Op):
+    args = [render(a) for a in op.args]
+    if op.prim is INDEX_ADD:
+        return astb.aug_add(astb.subscript(args[0], args[1], store=True), args[2])
+    if op.prim is ADD_AT:
+        return gast.Expr(value=astb.call("np.add.at", args))
+    if op.prim is APPEND:
+        return gast.Expr(value=astb.call(astb.attr(args[0], "append"), args[1:]))
     return astb.assign(op.target, op_expr(op))
 
 
@@ -71,7 +83,7 @@ def loop_header(loop, reverse=False):
     else:
         args = [render(start), render(stop), render(step)]
     it = astb.call("range", args)
-    return loop.index, astb.call("reversed", [it]) if reverse else it
+    return loop.index, astb.call("reversed", [it]) if reverse != loop.reverse else it
 
 
 def ops_to_blocks(body, comment_of, stmt_of=None):
@@ -86,10 +98,12 @@ def ops_to_blocks(body, comment_of, stmt_of=None):
                                     comment_of(stmt)))
             continue
         comment = comment_of(stmt)
+        made = stmt_of(stmt)
+        made = made if isinstance(made, list) else [made]
         if blocks and not isinstance(blocks[-1], LoopBlock) and blocks[-1][0] == comment:
-            blocks[-1][1].append(stmt_of(stmt))
+            blocks[-1][1].extend(made)
         else:
-            blocks.append((comment, [stmt_of(stmt)]))
+            blocks.append((comment, made))
     return blocks
 
 

@@ -15,6 +15,7 @@ from .analysis import active_values, prune
 from .emit import LoopBlock, function_source, loop_header, op_stmt
 from .errors import TransformError
 from .ir import Const, Loop, Op, Seq, Var, atom_vars, render, walk_ops
+from .primitives import APPEND, EFFECTS, POP
 from .reverse import broadcast
 from .rules import lookup
 from .rules.context import RuleContext
@@ -29,6 +30,8 @@ class ForwardMode:
         self.active = active_values(program, infos, wrt, self.error)
         self.taken = set(infos) | set(program.params) | set(program.env) | {"np"}
         self.dots = {}
+        self.owned = set()        # tangent names holding arrays made here (safe to update)
+        self.has_dot = {self.dot(w) for w in wrt}
 
     def dot(self, name):
         if name not in self.dots:
@@ -49,6 +52,11 @@ class ForwardMode:
         out = []
         for stmt in body:
             if isinstance(stmt, Loop):
+                # A carried value that starts constant and varies inside needs a zero tangent.
+                starts = [self.assign_dot(c, self.zeros(c, self.infos[c])) for c in stmt.carried
+                          if c in self.active and self.dot(c) not in self.has_dot]
+                if starts:
+                    out.append((None, starts))
                 target, it = loop_header(stmt)
                 out.append(LoopBlock(target, it, self.blocks(stmt.body),
                                      f"{self.p.where(stmt)}  {self.p.line_text(stmt)}"))
@@ -65,10 +73,12 @@ class ForwardMode:
 
     def tangent(self, op):
         """`target_dot = ...` for one op."""
+        if op.prim in EFFECTS:
+            return self.effect_tangent(op)
         rule = lookup(op.prim)
         info = self.infos[op.target]
         if rule.nondiff:  # a carried sum's start value: its tangent is zero
-            return [astb.assign(self.dot(op.target), self.zeros(op.target, info))]
+            return [self.assign_dot(op.target, self.zeros(op.target, info))]
         bound = rule.bind(op.args, op.kwargs)
         ctx = RuleContext(op, rule, bound, self.infos, self.p.env,
                           lambda o, w, a=None: self.error(o, w, a), active_names=self.active)
@@ -86,19 +96,54 @@ class ForwardMode:
             if items is not None and not any(isinstance(a, Var) and a.name in self.active
                                              for a in items):
                 continue
+            if param in rule.shape_only:
+                continue
             if param not in rule.differentiable_params and param not in rule.tangent:
                 raise self.error(op, f"s2s_ad does not differentiate {rule_name(op)} with "
                                      f"respect to its argument `{param}`",
                                  "make that argument a constant")
             terms += self.terms(op, rule, ctx, param, atom, mapping, shapes)
         if not terms:
-            return [astb.assign(self.dot(op.target), self.zeros(op.target, info))]
+            return [self.assign_dot(op.target, self.zeros(op.target, info))]
         expr = plus([t for t, _ in terms])
         shape = broadcast(*[s for _, s in terms])
         if info.kind == "array" and shape is not None and info.shape is not None \
                 and shape != info.shape:
             expr = astb.call("np.broadcast_to", [expr, render(Const(info.shape))])
-        return [astb.assign(self.dot(op.target), expr)]
+        return [self.assign_dot(op.target, expr)]
+
+    def assign_dot(self, name, expr):
+        from .reverse import fresh_array
+        dot = self.dot(name)
+        self.has_dot.add(dot)
+        if fresh_array(expr):
+            self.owned.add(dot)
+        else:
+            self.owned.discard(dot)
+        return astb.assign(dot, expr)
+
+    def effect_tangent(self, op):
+        """In-place updates and stack operations act the same way on the tangents."""
+        if op.prim is POP:
+            return [self.assign_dot(op.target, astb.call(
+                astb.attr(astb.name(self.dot(op.args[0].name)), "pop"), []))]
+        target = Var(self.dot(op.target))
+        if op.prim is APPEND:
+            item = op.args[1]
+            value = Var(self.dot(item.name)) if isinstance(item, Var) and item.name in self.active \
+                else None
+            if value is None:
+                return [op_stmt(Op(target.name, APPEND, (target, _ZerosLike(item))))]
+            return [op_stmt(Op(target.name, APPEND, (target, value)))]
+        update = op.args[2]  # x[index] += v and np.add.at(x, index, v)
+        if not (isinstance(update, Var) and update.name in self.active):
+            return []
+        stmts = []
+        if target.name not in self.owned:  # the tangent may be another value's: copy first
+            stmts.append(astb.assign(target.name, astb.call("np.copy", [astb.name(target.name)])))
+            self.owned.add(target.name)
+        return stmts + [op_stmt(Op(target.name, op.prim, (target, op.args[1],
+                                                           Var(self.dot(update.name)))))]
 
     def terms(self, op, rule, ctx, param, atom, mapping, shapes):
         """[(expression, shape)]: the tangent contributions of one argument."""
@@ -157,6 +202,8 @@ class ForwardMode:
                           op.file))
 
     def zeros(self, name, info):
+        if info.kind == "stack":
+            return astb.list_([])
         if info.kind == "array":
             return astb.call("np.zeros_like", [astb.name(name)])
         return astb.const(0.0)
@@ -171,9 +218,20 @@ class ForwardMode:
                                      "depend on the input is not supported")
             return self.zeros(atom.name, info)
         if isinstance(atom, Seq):
+            if atom.kind == "dict":
+                return astb.dict_([astb.const(k) for k in atom.keys],
+                                  [self.output_tangent(a, info.value[k])
+                                   for k, a in zip(atom.keys, atom.items)])
             elts = [self.output_tangent(a, i) for a, i in zip(atom.items, info.value)]
             return astb.tuple_(elts) if atom.kind == "tuple" else astb.list_(elts)
         return astb.const(0.0)
+
+
+class _ZerosLike:
+    """An atom that renders as np.zeros_like(atom)."""
+
+    def __init__(self, atom):
+        self.atom = atom
 
 
 def _swap_item(slot, item, replace, key):
@@ -198,7 +256,7 @@ def rule_name(op):
     return name_of(op.prim)
 
 
-def tangent_source(program, infos, wrt):
+def tangent_source(program, infos, wrt, only_tangent=False, title=None):
     """(function name, source) of the forward-mode derivative of `program`."""
     from .specialize import atom_info
     mode = ForwardMode(program, infos, wrt)
@@ -207,13 +265,16 @@ def tangent_source(program, infos, wrt):
     body = prune(program.body, needed)
     blocks = mode.blocks(body)
     out_dot = mode.output_tangent(program.result, out_info)
-    blocks.append((None, [astb.ret(astb.tuple_([render(program.result), out_dot]))]))
+    returned = out_dot if only_tangent else astb.tuple_([render(program.result), out_dot])
+    blocks.append((None, [astb.ret(returned)]))
     short = os.path.basename(program.filename)
     inputs = ", ".join(f"{p} ({infos[p].describe()})" for p in program.params)
-    doc = (f"Jacobian-vector product of {program.name} ({short}:{program.def_line}) with "
-           f"respect to {', '.join(wrt)}; forward mode.\n\n"
+    title = title or f"Jacobian-vector product of {program.name}"
+    doc = (f"{title} ({short}:{program.def_line}) with respect to {', '.join(wrt)}; "
+           f"forward mode{' over the generated adjoint ' + program.name if only_tangent else ''}.\n\n"
            f"Specialised for {inputs}.\n"
-           f"Returns the value and its derivative along {', '.join(mode.dot(w) for w in wrt)}.\n")
-    name = f"jvp_{program.name}"
+           f"Returns {'the' if only_tangent else 'the value and its'} derivative along "
+           f"{', '.join(mode.dot(w) for w in wrt)}.\n")
+    name = f"{'hvp' if only_tangent else 'jvp'}_{program.name}"
     params = program.params + [mode.dot(w) for w in wrt]
     return name, function_source(name, params, blocks, doc)

@@ -35,7 +35,8 @@ class Const:
 class Seq:
     """A tuple or list literal of atoms, e.g. a shape or the arrays given to np.stack."""
     items: tuple
-    kind: str = "tuple"
+    kind: str = "tuple"          # tuple | list | dict
+    keys: tuple = None           # a dict literal's constant keys
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class Loop:
     exported: list = field(default_factory=list)   # first assigned in the body, read after it
     file: str = None
     site: tuple = None           # (file, line, col, n): the n-th loop read at that place
+    reverse: bool = False        # for i in reversed(range(...))
 
 
 def walk_ops(body):
@@ -168,11 +170,15 @@ def render(atom):
         return render_const(atom.value)
     if isinstance(atom, Seq):
         elts = [render(i) for i in atom.items]
+        if atom.kind == "dict":
+            return astb.dict_([render_const(k) for k in atom.keys], elts)
         return astb.tuple_(elts) if atom.kind == "tuple" else astb.list_(elts)
     if isinstance(atom, Slice):
         return gast.Slice(lower=_opt(atom.lower), upper=_opt(atom.upper), step=_opt(atom.step))
     if isinstance(atom, gast.AST):
         return atom
+    if type(atom).__name__ == "_ZerosLike":
+        return astb.call("np.zeros_like", [render(atom.atom)])
     raise TypeError(f"not an atom: {atom!r}")
 
 

@@ -29,10 +29,24 @@ ATTRIBUTE = Special("x.attribute")   # x.shape, x.ndim, x.size, x.dtype: never d
 LEN = Special("len(x)")
 COPY = Special("y = x")               # a value given a name of its own (loop-carried values)
 
+# Statements that update a local array or list in place. Reverse mode emits them (adjoint
+# scatters, stacks of saved values), so forward mode must read them (hvp).
+INDEX_ADD = Special("x[index] += v")
+ADD_AT = Special("np.add.at(x, index, v)")
+NEWLIST = Special("[]")
+APPEND = Special("stack.append(x)")
+POP = Special("stack.pop()")
+INPLACE = (INDEX_ADD, ADD_AT, APPEND)
+# Results that may share memory with an argument: never updated in place.
+VIEWS = {INDEX, TRANSPOSE_T, COPY, ASTYPE, np.reshape, np.ravel, np.transpose, np.swapaxes,
+         np.moveaxis, np.broadcast_to, np.expand_dims, np.squeeze, np.flip, np.diagonal}      # the op's target is the updated value itself
+EFFECTS = INPLACE + (POP,)                 # never merged or dropped
+
 BINOPS = {
     gast.Add: np.add, gast.Sub: np.subtract, gast.Mult: np.multiply,
     gast.Div: np.true_divide, gast.Pow: np.power, gast.MatMult: np.matmul,
     gast.FloorDiv: np.floor_divide, gast.Mod: np.remainder,
+    gast.BitAnd: np.bitwise_and, gast.BitOr: np.bitwise_or,
 }
 COMPARES = {
     gast.Lt: np.less, gast.LtE: np.less_equal, gast.Gt: np.greater,
@@ -70,6 +84,8 @@ EQUIVALENTS = {
 
 def canonical(obj):
     """The primitive key of a resolved callable (np.divide and np.true_divide are one)."""
+    if _hashable(obj) and obj == np.add.at:
+        return ADD_AT
     return EQUIVALENTS.get(obj, obj) if _hashable(obj) else obj
 
 

@@ -21,7 +21,7 @@ from .emit import LoopBlock, loop_header
 from .ir import Loop, loop_vars, own_defs, walk_loops, walk_ops
 from .errors import TransformError
 from .ir import Const, Global, Op, Seq, Var, render
-from .primitives import COPY
+from .primitives import COPY, EFFECTS, NEWLIST
 from .rules import lookup
 from .rules.context import RuleContext
 from .rules.registry import (Project, Scatter, coefficient, instantiate, plus, template_names,
@@ -239,6 +239,11 @@ class ReverseMode:
             if done is None:
                 return
             (g, g_shape), g_parts = done, None
+        if op.prim in EFFECTS or op.prim is NEWLIST:
+            raise self.error(op, "in-place updates (`x[i] += v`, np.add.at) and list stacks "
+                                 "are not supported by reverse mode yet",
+                             "build the new array functionally, e.g. with np.where or "
+                             "np.concatenate")
         rule = lookup(op.prim)
         if rule.nondiff:  # a constant (the start value of a carried sum: np.zeros(...))
             return
@@ -268,6 +273,8 @@ class ReverseMode:
         return None
 
     def contribute(self, op, rule, bound, param, key, g, g_shape, g_parts, item=None):
+        if param in rule.shape_only:
+            return
         if param not in rule.differentiable_params:
             raise self.error(op, f"s2s_ad does not differentiate {_name(op)} with respect to "
                                  f"its argument `{param}`",
@@ -601,11 +608,13 @@ def _segment_values(body, k):
     while stop < len(body) and _plain(body[stop]):
         stop += 1
     return {_text(op_expr(op)): op.target for op in body[start:stop] if op is not body[k]
+            and _plain(op)
             and not isinstance(op_expr(op), (gast.Name, gast.Constant, gast.Attribute, gast.Subscript))}
 
 
 def _plain(stmt):
-    return isinstance(stmt, Op) and stmt.prim is not COPY
+    return isinstance(stmt, Op) and stmt.prim is not COPY and stmt.prim not in EFFECTS \
+        and stmt.prim is not NEWLIST
 
 
 def _loop_blocks(blocks):

@@ -2,7 +2,7 @@
 derivative rule, so generated code stays differentiable (hvp, higher orders)."""
 import numpy as np
 
-__all__ = ["unbroadcast", "prod_others"]
+__all__ = ["unbroadcast", "prod_others", "prod_others_tangent"]
 
 
 def unbroadcast(g, x):
@@ -33,3 +33,22 @@ def prod_others(a, axis):
                                axis=-1), -1)
     others = np.reshape(left * right, moved.shape)
     return np.moveaxis(others, tuple(range(a.ndim - len(axes), a.ndim)), axes)
+
+
+def prod_others_tangent(a, a_dot, axis):
+    """The tangent of prod_others(a, axis) along a_dot: for element i, the sum over the
+    other elements j of a_dot[j] times the product of all elements but i and j."""
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    axes = tuple(ax % a.ndim for ax in axes)
+    last = tuple(range(a.ndim - len(axes), a.ndim))
+    moved = np.moveaxis(a, axes, last)
+    flat = np.reshape(moved, moved.shape[:a.ndim - len(axes)] + (-1,))
+    flat_dot = np.reshape(np.moveaxis(a_dot, axes, last), flat.shape)
+    out = np.zeros_like(flat)
+    for i in range(flat.shape[-1]):
+        without = np.copy(flat)
+        without[..., i] = 1.0
+        others = prod_others(without, -1)
+        others[..., i] = 0.0
+        out[..., i] = np.sum(others * flat_dot, axis=-1)
+    return np.moveaxis(np.reshape(out, moved.shape), last, axes)

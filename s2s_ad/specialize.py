@@ -16,7 +16,7 @@ from . import astb
 from .emit import compile_function, function_source
 from .errors import TransformError
 from .ir import Const, Global, Seq, Slice, Var
-from .primitives import INDEX
+from .primitives import APPEND, INDEX, INPLACE, NEWLIST
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Info:
             return True
         if self.kind == "array":
             return np.issubdtype(self.dtype, np.inexact)
-        if self.kind in ("list", "tuple"):
+        if self.kind in ("list", "tuple", "stack"):
             return any(i.differentiable for i in self.value)
         if self.kind == "dict":
             return any(i.differentiable for i in self.value.values())
@@ -50,6 +50,8 @@ class Info:
             return f"{'dynamic' if self.dynamic else shape} {self.dtype}"
         if self.kind in ("list", "tuple", "dict"):
             return f"{self.kind} of {len(self.value)}"
+        if self.kind == "stack":
+            return f"stack of {self.value[0].describe()}" if self.value else "stack"
         return self.kind
 
 
@@ -87,7 +89,10 @@ def atom_info(atom, infos, env):
     if isinstance(atom, Const):
         return info_of(atom.value)
     if isinstance(atom, Seq):
-        return Info(atom.kind, value=[atom_info(i, infos, env) for i in atom.items])
+        items = [atom_info(i, infos, env) for i in atom.items]
+        if atom.kind == "dict":
+            return Info("dict", value=dict(zip(atom.keys, items)))
+        return Info(atom.kind, value=items)
     if isinstance(atom, Slice):
         return Info("other")
     raise TypeError(atom)
@@ -109,6 +114,10 @@ def record(program, args):
         return value
 
     def stmt_of(op):
+        if op.prim in INPLACE:
+            from .emit import op_stmt
+            return [op_stmt(op), astb.assign("_", astb.call("_rec", [astb.const(op.target),
+                                                                      astb.name(op.target)]))]
         return astb.assign(op.target, astb.call("_rec", [astb.const(op.target), emit_op(op)]))
 
     def with_index(body):
@@ -116,7 +125,8 @@ def record(program, args):
             if isinstance(stmt, Loop):
                 stmt = Loop(stmt.index, stmt.range_args,
                             [_IndexRecord(stmt.index)] + list(with_index(stmt.body)),
-                            stmt.carried, stmt.line, stmt.col, stmt.exported, stmt.file, stmt.site)
+                            stmt.carried, stmt.line, stmt.col, stmt.exported, stmt.file, stmt.site,
+                            stmt.reverse)
             yield stmt
     body = list(with_index(program.body))
     blocks = ops_to_blocks(body, lambda s: None,
@@ -140,6 +150,10 @@ def record(program, args):
         info = info_of(value, dynamic=is_dynamic and np.ndim(value) > 0)
         if op.target in varying and info.kind in ("int", "bool", "str"):
             info.value = None
+        if op.prim is APPEND:  # a stack of saved values: described by what it holds
+            info = Info("stack", value=[atom_info(op.args[1], infos, program.env)])
+        elif op.prim is NEWLIST or (op.prim in INPLACE and op.target in infos):
+            info = infos.get(op.target, info) if op.prim is not NEWLIST else Info("stack", value=[])
         infos[op.target] = info
     return infos, result
 

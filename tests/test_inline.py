@@ -4,7 +4,7 @@ import pytest
 
 import helpers_src as H
 import s2s_ad as ad
-from helpers import assert_tree_close, check_forward, numeric_grad
+from helpers import assert_tree_close, check_forward, check_hvp, numeric_grad
 
 R = np.random.default_rng(11)
 P = {"W1": R.normal(size=(3, 4)) * .5, "b1": R.normal(size=4), "W2": R.normal(size=(4, 2)) * .5,
@@ -49,3 +49,10 @@ def test_redefining_a_helper_gives_a_fresh_transformation():
 @pytest.mark.parametrize("f,args,wrt", CASES, ids=[c[0].__name__ for c in CASES])
 def test_forward_mode(f, args, wrt):
     check_forward(f, args, wrt, np.random.default_rng(3))
+
+
+@pytest.mark.parametrize("f,args,wrt", CASES, ids=[c[0].__name__ for c in CASES])
+def test_hvp(f, args, wrt):
+    # (first argument only: the dual-number reference cannot run `total += dual` on a
+    # plain array, which some cases do with respect to their other arguments)
+    check_hvp(f, args, wrt[0], np.random.default_rng(5))

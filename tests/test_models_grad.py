@@ -3,7 +3,7 @@ self-attention block with layer norm, against finite differences."""
 import numpy as np
 
 import s2s_ad as ad
-from helpers import assert_tree_close, check_forward, numeric_grad
+from helpers import assert_tree_close, check_forward, check_hvp, numeric_grad
 from models_src import attention_loss, mlp_loss
 
 
@@ -51,3 +51,15 @@ def test_models_forward_mode():
          **{k: rng.normal(size=(C, C)) * 0.5 for k in ("Wq", "Wk", "Wv", "Wo")}}
     check_forward(attention_loss, [p, rng.normal(size=(2, 5, C)), rng.normal(size=(2, 5, C))],
                   (0, 1), rng)
+
+
+def test_models_hvp():
+    rng = np.random.default_rng(6)
+    params, x, y = mlp_params(rng), rng.normal(size=(6, 5)), rng.integers(0, 3, size=6)
+    check_hvp(mlp_loss, [params, x, y], 0, rng)
+    C = 4
+    p = {"gamma": 1 + 0.1 * rng.normal(size=C), "beta": 0.1 * rng.normal(size=C),
+         **{k: rng.normal(size=(C, C)) * 0.5 for k in ("Wq", "Wk", "Wv", "Wo")}}
+    args = [p, rng.normal(size=(2, 5, C)), rng.normal(size=(2, 5, C))]
+    check_hvp(attention_loss, args, 0, rng)
+    check_hvp(attention_loss, args, 1, rng)

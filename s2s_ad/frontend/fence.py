@@ -47,7 +47,6 @@ ADVICE = {
                   "check the inputs before calling it"),
     gast.Raise: ("`raise` is not supported inside a differentiated function",
                  "check the inputs before calling it"),
-    gast.Dict: ("dict literals are not supported yet", "return arrays or a tuple of arrays"),
     gast.Set: ("set literals are not supported", "use arrays"),
     gast.JoinedStr: ("f-strings are not supported", "use constant strings as keys"),
     gast.Starred: ("`*` unpacking is not supported", "pass the arguments one by one"),
@@ -59,8 +58,14 @@ _ALLOWED = (
     gast.Assign, gast.AugAssign, gast.AnnAssign, gast.Return, gast.Expr, gast.Pass, gast.For,
     gast.Name, gast.Constant, gast.BinOp, gast.UnaryOp, gast.Compare, gast.Call,
     gast.keyword, gast.Attribute, gast.Subscript, gast.Slice, gast.Tuple, gast.List,
-    gast.expr_context, gast.operator, gast.unaryop, gast.cmpop,
+    gast.expr_context, gast.operator, gast.unaryop, gast.cmpop, gast.Dict,
 )
+
+
+def _in_place_call(node):
+    """np.add.at(x, i, v) and stack.append(x): calls made for their effect on a local."""
+    return isinstance(node, gast.Call) and isinstance(node.func, gast.Attribute) \
+        and node.func.attr in ("at", "append")
 
 
 class Fence(gast.NodeVisitor):
@@ -90,6 +95,9 @@ class Fence(gast.NodeVisitor):
 
     def statements(self, body):
         for stmt in body:
+            if isinstance(stmt, gast.Expr) and _in_place_call(stmt.value):
+                self.visit(stmt.value)
+                continue
             if isinstance(stmt, gast.Expr):
                 self.reject(stmt, "an expression whose value is unused (a call for its "
                                   "side effect?) is not supported",
@@ -128,6 +136,11 @@ class Fence(gast.NodeVisitor):
         self.visit(node.value)
 
     def visit_AugAssign(self, node):
+        if isinstance(node.target, gast.Subscript) and isinstance(node.target.value, gast.Name) \
+                and isinstance(node.op, gast.Add):
+            self.visit(node.target.slice)   # x[i] += v on a local array
+            self.visit(node.value)
+            return
         if not isinstance(node.target, gast.Name):
             self._inplace(node.target)
         self._binop(node, node.op)
@@ -161,6 +174,12 @@ class Fence(gast.NodeVisitor):
         if len(node.ops) != 1 or type(node.ops[0]) not in COMPARES:
             self.reject(node, "chained comparisons and `in` / `is` are not supported",
                         "compare two values at a time, e.g. np.logical_and(a < b, b < c)")
+        self.generic_visit(node)
+
+    def visit_Dict(self, node):
+        for key in node.keys:
+            if not isinstance(key, gast.Constant):
+                self.reject(node, "dict literals need constant keys", "use constant keys")
         self.generic_visit(node)
 
     def visit_Call(self, node):

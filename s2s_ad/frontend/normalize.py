@@ -14,13 +14,16 @@ import numpy as np
 
 from .. import ir
 from ..ir import Const, Global, Op, Seq, Slice, Var
-from ..primitives import (COPY, Special, ATTRIBUTE, ATTRIBUTES, BINOPS, COMPARES, INDEX, METHODS, TRANSPOSE_T,
+from ..primitives import (VIEWS, ADD_AT, APPEND, EFFECTS, INDEX_ADD, NEWLIST, POP, COPY, Special, ATTRIBUTE, ATTRIBUTES, BINOPS, COMPARES, INDEX, METHODS, TRANSPOSE_T,
                           UNARY, VARARG_METHODS, canonical, spell)
 from ..rules import registry
 from . import fence, parse
 from .resolve import Scope, Scopes, is_module
 
 RESULT_NAME = "out"
+# Calls that return a new array or list of the function's own, which may be updated in place.
+OWNERS = {NEWLIST, np.zeros_like, np.zeros, np.ones_like, np.ones, np.full_like, np.full,
+          np.empty_like, np.empty, np.copy}
 
 
 def _hashable(value):
@@ -29,6 +32,10 @@ def _hashable(value):
         return True
     except TypeError:
         return False
+
+
+def _number(atom):
+    return isinstance(atom, Const) and type(atom.value) in (int, float)
 
 
 def _mentions(key, atoms):
@@ -64,6 +71,7 @@ class Normalizer:
         self.counter = 0
         self.node = fn
         self.reads = {}      # (container, constant key) -> the value read, reused
+        self.owned = set()   # values made here (np.zeros_like, np.copy, []): may be updated
         self.levels = [self.ops]               # op lists: the function's, then each loop's
         self.files = {source.filename: source}
         self.scopes = [self.scope]
@@ -123,6 +131,18 @@ class Normalizer:
                 self.assign(target, stmt.value)
         elif isinstance(stmt, gast.AnnAssign):
             self.assign(stmt.target, stmt.value)
+        elif isinstance(stmt, gast.AugAssign) and isinstance(stmt.target, gast.Subscript):
+            self.update(INDEX_ADD, stmt.target.value, [self.index_atom(stmt.target.slice),
+                                                       self.expr(stmt.value)])
+        elif isinstance(stmt, gast.Expr):  # np.add.at(x, i, v) or stack.append(v)
+            call = stmt.value
+            args = [self.expr(a) for a in call.args]
+            if call.func.attr == "append":
+                self.update(APPEND, call.func.value, args)
+            elif canonical(self.resolve(call.func)) is ADD_AT:
+                self.update(ADD_AT, call.args[0], args[1:])
+            else:
+                raise self.error(call, "only np.add.at and list.append calls may stand alone")
         elif isinstance(stmt, gast.AugAssign):
             load = gast.Name(id=stmt.target.id, ctx=gast.Load(), annotation=None,
                              type_comment=None)
@@ -134,7 +154,11 @@ class Normalizer:
 
     def loop(self, node):
         """`for i in range(...)`: the body in single assignment, carried values renamed."""
-        call = node.iter
+        call, backwards = node.iter, False
+        if isinstance(call, gast.Call) and isinstance(call.func, gast.Name) \
+                and call.func.id == "reversed" and len(call.args) == 1 \
+                and self.resolve(call.func) is builtins.reversed:
+            call, backwards = call.args[0], True
         func = self.resolve(call.func) if isinstance(call, gast.Call) else None
         if func is not builtins.range or call.keywords or not 1 <= len(call.args) <= 3:
             raise self.error(node.iter, "only `for i in range(...)` loops are supported yet",
@@ -147,7 +171,7 @@ class Normalizer:
         place = (self.src.filename, self.src.line(node), node.col_offset)
         self.sites[place] = self.sites.get(place, -1) + 1
         site = place + (self.sites[place],)
-        if site in self.unroll:
+        if site in self.unroll and not backwards:
             # The body picks items of a list or dict by the index: unrolled, each copy
             # reads its own item (the containers' structure is part of the specialisation).
             for value in self.unroll[site]:
@@ -194,7 +218,21 @@ class Normalizer:
             del self.reads[key]
         self.ops.append(ir.Loop(index, tuple(args), body, carried, self.src.line(node),
                                 node.col_offset + self.src.col_offset, exported,
-                                file=self.src.filename, site=site))
+                                file=self.src.filename, site=site, reverse=backwards))
+
+    def update(self, prim, target, args):
+        """An in-place update of a local array or list: the op's target is that value."""
+        if not isinstance(target, gast.Name) or target.id not in self.locals \
+                or self.env.get(target.id) not in self.owned:
+            raise self.error(target, "in-place updates are supported only on arrays and lists "
+                                     "the function computed itself (not on arguments or views)",
+                             "copy the array first (y = np.copy(x)), or build the new array "
+                             "functionally with np.where or np.concatenate")
+        var = self.env[target.id]
+        self.ops.append(Op(var.name, prim, (var, *args), {}, self.src.line(self.node),
+                           self.node.col_offset + self.src.col_offset, file=self.src.filename))
+        for key in [k for k in self.reads if _mentions(k, {var})]:
+            del self.reads[key]  # its value changed: nothing computed from it can be reused
 
     def carried_name(self, name, node):
         """A name of its own for a value carried by a loop (copied if it is shared)."""
@@ -241,12 +279,16 @@ class Normalizer:
     def emit(self, prim, args, kwargs=None, target=None, node=None):
         key = ("op", prim, tuple(args), tuple(sorted((kwargs or {}).items())))
         try:
-            if key in self.reads:  # the same computation on the same values: reuse it
+            if prim in EFFECTS or prim in OWNERS:  # each call is a new value, or an update
+                key = None
+            elif key in self.reads:  # the same computation on the same values: reuse it
                 return self.reads[key]
         except TypeError:
             key = None
         name = self.new_def(target) if target else self.temp()
         self.taken.add(name)
+        if prim not in VIEWS:  # a new array, not a view of an argument: may be updated
+            self.owned.add(Var(name))
         if self.ops is self.levels[-1]:
             self.defs[-1].add(name)
         if key is not None and self.ops is self.levels[-1]:
@@ -281,10 +323,21 @@ class Normalizer:
         return Seq(tuple(self.expr(e) for e in node.elts), "tuple")
 
     def expr_List(self, node, target):
+        if not node.elts:  # an empty list is a stack that will be appended to
+            return self.emit(NEWLIST, (), target=target, node=node)
         return Seq(tuple(self.expr(e) for e in node.elts), "list")
+
+    def expr_Dict(self, node, target):
+        return Seq(tuple(self.expr(v) for v in node.values), "dict",
+                   tuple(k.value for k in node.keys))
 
     def expr_BinOp(self, node, target):
         left, right = self.expr(node.left), self.expr(node.right)
+        if _number(left) and _number(right) and not isinstance(node.op, gast.Div):
+            try:  # 2 * 3 is 6; but 2.0 / 12 stays as written, it reads better
+                return Const(BINOPS[type(node.op)](left.value, right.value).item())
+            except (ArithmeticError, ValueError, AttributeError):
+                pass
         return self.emit(BINOPS[type(node.op)], (left, right), target=target, node=node)
 
     def expr_Compare(self, node, target):
@@ -307,8 +360,11 @@ class Normalizer:
         return self.index(value, self.index_atom(node.slice), target, node)
 
     def index(self, value, idx, target=None, node=None):
-        if isinstance(value, Seq) and isinstance(idx, Const) and isinstance(idx.value, int):
-            return value.items[idx.value]
+        if isinstance(value, Seq) and isinstance(idx, Const):
+            if value.kind == "dict" and idx.value in value.keys:
+                return value.items[value.keys.index(idx.value)]
+            if value.kind != "dict" and isinstance(idx.value, int):
+                return value.items[idx.value]
         if isinstance(idx, Const) and _hashable(idx.value):
             for reads in [self.reads] + self.outer_reads[::-1]:
                 if (value, idx.value) in reads:
@@ -365,6 +421,8 @@ class Normalizer:
         kwargs = {kw.arg: self.expr(kw.value) for kw in node.keywords}
         if isinstance(func, gast.Attribute) and not self.is_global_chain(func):
             receiver = self.expr(func.value)
+            if func.attr == "pop" and not args:
+                return self.emit(POP, [receiver], target=target, node=node)
             prim = METHODS.get(func.attr)
             if prim is None:
                 raise self.error(func, f"the method `.{func.attr}()` is not supported",

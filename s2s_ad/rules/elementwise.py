@@ -8,6 +8,7 @@ Ties: `np.maximum(x, y)` sends the whole derivative to `x` where x == y, and
 `np.minimum(x, y)` likewise (the first argument wins a tie).
 `abs` at 0 and `clip` at its bounds take the derivative of the inside (1 at the bound).
 """
+import builtins
 import math
 
 import numpy as np
@@ -116,9 +117,10 @@ nondiff(np.sign, np.floor, np.ceil, np.trunc, np.rint, np.round,
         np.less, np.less_equal, np.greater, np.greater_equal, np.equal, np.not_equal,
         np.logical_and, np.logical_or, np.logical_not, np.logical_xor,
         np.isnan, np.isfinite, np.isinf, np.floor_divide, np.remainder,
+        np.bitwise_and, np.bitwise_or, np.bitwise_xor, np.invert, builtins.slice,
         np.argmax, np.argmin, np.argsort, np.any, np.all, np.nonzero, np.shape, np.ndim,
-        np.arange, np.zeros, np.ones, np.eye, np.full, np.empty, np.linspace, np.identity,
-        np.zeros_like, np.ones_like, np.full_like, np.empty_like, np.tri, np.tril_indices,
+        np.arange, np.zeros, np.ones, np.eye, np.empty, np.linspace, np.identity,
+        np.zeros_like, np.ones_like, np.empty_like, np.tri, np.tril_indices,
         np.triu_indices)
 
 # Constructors that copy values: fine on constants; on a computed value they would lose its

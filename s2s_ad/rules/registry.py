@@ -52,6 +52,7 @@ class Rule:
         self.lazy_g = lazy_g or elementwise
         self.constant_args = False
         self.multilinear = ()
+        self.shape_only = ()
 
     @property
     def differentiable_params(self):
@@ -95,7 +96,7 @@ def _parse_signature(sig):
 
 
 def defrule(prim, signature, *, partials=None, adjoint=None, tangent=None, linear=(),
-            lazy_g=False, sequence=(), multilinear=()):
+            lazy_g=False, sequence=(), multilinear=(), shape_only=()):
     """Register the derivative rule of `prim` (see the module docstring).
 
     `linear` names arguments the function is linear in (its tangent is the function of
@@ -105,6 +106,7 @@ def defrule(prim, signature, *, partials=None, adjoint=None, tangent=None, linea
     rule = Rule(prim, _parse_signature(signature), adjoint, tangent, partials, linear,
                 elementwise=bool(partials), lazy_g=lazy_g, sequence=sequence)
     rule.multilinear = tuple(multilinear)
+    rule.shape_only = tuple(shape_only)  # arguments read only for their shape: no derivative
     _TABLE[_key(prim)] = rule
     return rule
 

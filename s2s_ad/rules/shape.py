@@ -41,7 +41,7 @@ def _astype(ctx):
     return f"g.astype(np.{ctx.dtype('x').name})"
 
 
-defrule(ASTYPE, "x, dtype", linear=("x",), adjoint={"x": _astype}, lazy_g="through")
+defrule(ASTYPE, "x, dtype, copy=True", linear=("x",), adjoint={"x": _astype}, lazy_g="through")
 
 # broadcast_to's adjoint is the reduction every broadcasting rule uses: the compiler fits
 # `g` (of the result's shape) back to the argument's shape.
