@@ -15,7 +15,7 @@ from .ir import Var
 from .forward import tangent_source
 from .reverse import adjoint_source
 
-TANGENT_KINDS = ("jvp", "hvp")
+TANGENT_KINDS = ("jvp", "hvp", "vjp")
 
 # func -> {(transformation, wrt): {signature: Entry}}: shared by every grad(f) of one f.
 _CACHE = weakref.WeakKeyDictionary()
@@ -92,7 +92,8 @@ class Transformed:
                 raise TypeError(f"{self.__name__} is called with the arguments of "
                                 f"{self.func.__name__} followed by the tangent")
             args, tangent = args[:-1], args[-1]
-            tangents = tuple(tangent) if isinstance(self.wrt, tuple) else (tangent,)
+            tangents = tuple(tangent) if isinstance(self.wrt, tuple) and self.kind != "vjp" \
+                else (tangent,)
             fn, args = self.specialization(*args, _tangents=tangents, **kwargs)
             return fn(*args, *tangents)
         if not kwargs and len(args) == self._nparams:
@@ -118,6 +119,10 @@ class Transformed:
             program, scope = normalize(source, unroll)
             infos, value = specialize.record(program, args)
         out = specialize.atom_info(program.result, infos, program.env)
+        if self.kind == "vjp":  # (value, cotangent times the Jacobian), for jacobian()
+            name, src = adjoint_source(program, infos, list(self._wrt_names), True,
+                                       as_tuple=isinstance(self.wrt, tuple), seed="out_bar")
+            return Entry(compile_function(src, name, program.env), scope)
         if self.kind in TANGENT_KINDS:
             for name, tangent in zip(self._wrt_names, tangents):
                 _check_tangent(name, args[program.params.index(name)], tangent)
@@ -251,3 +256,81 @@ def source(transformed, *args, **kwargs):
         raise ValueError(f"{transformed.__name__} has not been called yet, so no code has "
                          "been generated: call it once, or pass example arguments to source()")
     return list(transformed._entries.values())[-1].fn.__s2s_source__
+
+
+# -- Jacobians and Hessians -------------------------------------------------------------------
+
+def jacobian(func=None, wrt=0, mode="auto"):
+    """The Jacobian of `func` with respect to `args[wrt]`, shaped `out.shape + x.shape`.
+
+    `mode="forward"` pushes one basis tangent per input element through the generated
+    forward-mode code, `"reverse"` pulls one basis cotangent per output element through the
+    generated vector-Jacobian product, `"auto"` picks the one with fewer sweeps. Each sweep
+    is one call of the compiled code (the basis is not batched into one sweep)."""
+    if func is None:
+        return lambda f: jacobian(f, wrt, mode)
+    if mode not in ("auto", "forward", "reverse"):
+        raise ValueError(f"mode must be 'auto', 'forward' or 'reverse', not {mode!r}")
+    if isinstance(wrt, tuple):
+        raise TypeError("jacobian takes one argument index or name as wrt")
+    forward, backward = Transformed(func, "jvp", wrt), Transformed(func, "vjp", wrt)
+
+    def jac(*args, **kwargs):
+        index = _index_of(forward, wrt)
+        x = args[index] if index < len(args) else kwargs[forward._wrt_names[0]]
+        x = np.asarray(x) if isinstance(x, float) else x
+        if not (hasattr(x, "dtype") and np.issubdtype(x.dtype, np.floating)):
+            raise TypeError("jacobian differentiates with respect to a float or a float array")
+        fn, bound = forward.specialization(*args, _tangents=(np.zeros_like(x),), **kwargs)
+        out = fn(*bound, np.zeros_like(x))[0]
+        out_shape = np.shape(out)
+        use = mode if mode != "auto" else (
+            "forward" if x.size <= int(np.prod(out_shape, dtype=int)) else "reverse")
+        dtype = np.result_type(x.dtype, np.asarray(out).dtype)
+        if use == "forward":
+            cols = []
+            for i in range(x.size):
+                e = np.zeros(x.size, dtype=x.dtype)
+                e[i] = 1
+                cols.append(np.asarray(fn(*bound, e.reshape(x.shape))[1]))
+            result = np.stack(cols, axis=-1).reshape(out_shape + x.shape) if cols else \
+                np.zeros(out_shape + x.shape, dtype)
+        else:
+            bfn, bbound = backward.specialization(*args, _tangents=(np.zeros(out_shape, dtype),),
+                                                  **kwargs)
+            rows = []
+            for j in range(int(np.prod(out_shape, dtype=int))):
+                u = np.zeros(int(np.prod(out_shape, dtype=int)), dtype=np.asarray(out).dtype)
+                u[j] = 1
+                rows.append(np.asarray(bfn(*bbound, u.reshape(out_shape))[1]))
+            result = np.stack(rows).reshape(out_shape + x.shape)
+        return result.astype(dtype, copy=False)
+
+    jac.__name__ = f"jacobian_{getattr(func, '__name__', 'f')}"
+    return jac
+
+
+def hessian(func=None, wrt=0):
+    """The Hessian of scalar `func` with respect to `args[wrt]`, shaped `x.shape + x.shape`:
+    the forward Jacobian of the generated adjoint, one hvp per input element."""
+    if func is None:
+        return lambda f: hessian(f, wrt)
+    h = Transformed(func, "hvp", wrt)
+
+    def hess(*args):
+        index = _index_of(h, wrt)
+        x = np.asarray(args[index])
+        cols = []
+        for i in range(x.size):
+            e = np.zeros(x.size, dtype=x.dtype)
+            e[i] = 1
+            cols.append(np.asarray(h(*args, e.reshape(x.shape) if x.shape else float(e[0]))))
+        return np.stack(cols, axis=-1).reshape(x.shape + x.shape)
+
+    hess.__name__ = f"hessian_{getattr(func, '__name__', 'f')}"
+    return hess
+
+
+def _index_of(transformed, wrt):
+    params = list(transformed._signature.parameters) if transformed._signature else []
+    return params.index(transformed._wrt_names[0])

@@ -74,6 +74,7 @@ class ReverseMode:
         self.accumulators = {}       # inside loops: value -> the adjoint name that sums
         self.pushes = {}             # loop index -> names its forward sweep pushes
         self.available = {}          # forward values that adjoint code may reuse by name
+        self.segments = {}
         self.handed_out = set()
 
     # -- names ----------------------------------------------------------------------------
@@ -94,10 +95,12 @@ class ReverseMode:
                               col=op.col, line_text=self.p.source_lines.get((op.file, op.line)))
 
     # -- the sweep ------------------------------------------------------------------------
-    def run(self):
+    def run(self, seed=None):
         result = self.p.result
         if isinstance(result, Var) and result.name in self.active:
-            self.add(result.name, Contribution(astb.const(1.0), ()))
+            start = astb.const(1.0) if seed is None else astb.name(seed)
+            shape = () if seed is None else self.infos[result.name].shape
+            self.add(result.name, Contribution(start, shape))
         self.blocks = self.backward_body(self.p.body)
         self.stmts = []
         grads = [self.gradient(w) for w in self.wrt]
@@ -116,7 +119,7 @@ class ReverseMode:
             if stmt.target not in self.active:
                 continue
             self.stmts = []
-            self.available = _segment_values(body, k)
+            self.available = self.segment_values(body, k)
             self.backward(stmt)
             if self.stmts:
                 comment = self.p.where(stmt)
@@ -330,6 +333,27 @@ class ReverseMode:
                 shape = arg_info.shape
         self.add(key, self.fit(Contribution(expr, shape), arg_info, key))
 
+    def segment_values(self, body, k):
+        """{source text: name} of the ops around body[k] that see the same values of every
+        name (no loop and no copy of a carried value in between); the op itself included,
+        as its result is `ans`."""
+        from .emit import op_expr
+        start, stop = k, k + 1
+        while start > 0 and _plain(body[start - 1]):
+            start -= 1
+        while stop < len(body) and _plain(body[stop]):
+            stop += 1
+        key = (id(body), start, stop)
+        if key not in self.segments:
+            values = {}
+            for op in body[start:stop]:
+                expr = op_expr(op) if _plain(op) else None
+                if expr is not None and not isinstance(
+                        expr, (gast.Name, gast.Constant, gast.Attribute, gast.Subscript)):
+                    values.setdefault(_text(expr), op.target)
+            self.segments[key] = values
+        return self.segments[key]
+
     def reuse(self, expr):
         """Use a forward value for a subexpression the forward sweep already computed
         (sin's derivative np.cos(x) is the t3 = np.cos(x) of the user's code)."""
@@ -517,14 +541,17 @@ def _name(op):
 
 # -- the generated function -----------------------------------------------------------------
 
-def adjoint_source(program, infos, wrt, with_value, as_tuple):
-    """(function name, source) of the reverse-mode derivative of `program`."""
+def adjoint_source(program, infos, wrt, with_value, as_tuple, seed=None):
+    """(function name, source) of the reverse-mode derivative of `program`; with `seed`,
+    a vector-Jacobian product whose extra last parameter is the output's cotangent."""
     from .emit import function_source, op_stmt
     from .optimize import optimize
     from . import runtime
 
     mode = ReverseMode(program, infos, wrt, with_value)
-    grads, final = mode.run()
+    if seed is not None:
+        seed = _fresh(seed, mode.taken)
+    grads, final = mode.run(seed)
     grad_expr = astb.tuple_(grads) if as_tuple else grads[0]
     returned = astb.tuple_([render(program.result), grad_expr]) if with_value else grad_expr
     final = final + [astb.ret(returned)]
@@ -558,9 +585,21 @@ def adjoint_source(program, infos, wrt, with_value, as_tuple):
            f"Specialised for {inputs}.\n"
            f"Kept for the backward sweep: {kept_text}.\n")
     name = f"{'value_and_grad' if with_value else 'grad'}_{program.name}"
+    if seed is not None:
+        name = f"vjp_{program.name}"
+        doc = doc.replace(f"{what} of", f"Vector-Jacobian product ({seed} times the Jacobian) of", 1)
     used = set().union(*[astb.load_names(s) for s in _flat(blocks)])
     imports = sorted(n for n in runtime.__all__ if n in used)
-    return name, function_source(name, program.params, blocks, doc, imports)
+    params = program.params + ([seed] if seed is not None else [])
+    return name, function_source(name, params, blocks, doc, imports)
+
+
+def _fresh(name, taken):
+    candidate, i = name, 1
+    while candidate in taken:
+        candidate, i = f"{name}{i}", i + 1
+    taken.add(candidate)
+    return candidate
 
 
 def forward_blocks(body, pushes, comment_of):
@@ -596,20 +635,6 @@ def forward_blocks(body, pushes, comment_of):
 def _text(node):
     from .emit import unparse
     return unparse(node)
-
-
-def _segment_values(body, k):
-    """{source text: name} of the ops around body[k] that see the same values of every
-    name (no loop and no copy of a carried value in between)."""
-    from .emit import op_expr
-    start, stop = k, k + 1
-    while start > 0 and _plain(body[start - 1]):
-        start -= 1
-    while stop < len(body) and _plain(body[stop]):
-        stop += 1
-    return {_text(op_expr(op)): op.target for op in body[start:stop] if op is not body[k]
-            and _plain(op)
-            and not isinstance(op_expr(op), (gast.Name, gast.Constant, gast.Attribute, gast.Subscript))}
 
 
 def _plain(stmt):
