@@ -1,8 +1,8 @@
 """Which values carry derivatives: active = depends on a `wrt` argument (varied) and
 reaches the output (useful), and is of a floating type. Code for the adjoint is made for
 active values only. Loops make both a fixed point."""
-from .ir import Loop, atom_vars, op_vars, walk_ops
-from .primitives import POP, name_of
+from .ir import Loop, atom_vars, op_vars, walk_ops, with_body
+from .primitives import POP, UNRECORDED, name_of
 from .rules import lookup
 
 
@@ -53,9 +53,9 @@ def prune(body, needed):
                     break
             if inner:
                 needed.update(n for a in stmt.range_args for n in atom_vars(a))
-                kept.append(Loop(stmt.index, stmt.range_args, inner, stmt.carried, stmt.line,
-                                 stmt.col, stmt.exported, stmt.file, stmt.site, stmt.reverse))
-        elif stmt.target in needed or stmt.prim is POP:
+                needed.update(atom_vars(stmt.condition))
+                kept.append(with_body(stmt, inner))
+        elif stmt.target in needed or stmt.prim in (POP, UNRECORDED):
             kept.append(stmt)   # a pop is kept whatever it gives: the stack must stay aligned
             needed.update(op_vars(stmt))
     return kept[::-1]

@@ -14,6 +14,7 @@ from .frontend.resolve import Scopes
 from .ir import Var
 from .forward import tangent_source
 from .reverse import adjoint_source
+from .runtime import Unrecorded
 
 TANGENT_KINDS = ("jvp", "hvp", "vjp")
 
@@ -22,11 +23,12 @@ _CACHE = weakref.WeakKeyDictionary()
 
 
 class Entry:
-    __slots__ = ("fn", "scope")
+    __slots__ = ("fn", "scope", "infos")
 
-    def __init__(self, fn, scope):
+    def __init__(self, fn, scope, infos=None):
         self.fn = fn
         self.scope = scope
+        self.infos = infos          # what was recorded: kept to add branches taken later
 
 
 class Transformed:
@@ -77,12 +79,24 @@ class Transformed:
             entry = self._entries[key] = self._transform(args, tangents)
         return entry
 
+    def _run(self, entry, args, tangents=()):
+        """Call the generated code; a branch it has not specialised for yet is recorded
+        and the code generated again (once per branch)."""
+        try:
+            return entry.fn(*args, *tangents)
+        except Unrecorded:
+            key = tuple(map(specialize.signature, args + tuple(tangents)))
+            entry = self._entries[key] = self._transform(args, tangents, previous=entry.infos)
+            return entry.fn(*args, *tangents)
+
     def _target(self, args):
         """The function to read: the user's, or for a derivative of a derivative the code
         generated for these arguments (hvp is forward mode over the generated adjoint)."""
         inner = Transformed(self.func, "grad", self.wrt) if self.kind == "hvp" else self.func
         if not isinstance(inner, Transformed):
             return self.func, None
+        entry = inner._entry(args)
+        inner._run(entry, args)   # a branch taken for the first time is recorded first
         entry = inner._entry(args)
         return entry.fn, entry.scope
 
@@ -94,17 +108,20 @@ class Transformed:
             args, tangent = args[:-1], args[-1]
             tangents = tuple(tangent) if isinstance(self.wrt, tuple) and self.kind != "vjp" \
                 else (tangent,)
-            fn, args = self.specialization(*args, _tangents=tangents, **kwargs)
-            return fn(*args, *tangents)
+            args = self._args(args, kwargs)
+            return self._run(self._entry(args, tangents), args, tangents)
         if not kwargs and len(args) == self._nparams:
             key = tuple(map(specialize.signature, args))
             entry = self._entries.get(key)
             if entry is not None and entry.scope.still_valid():
-                return entry.fn(*args)
-        fn, args = self.specialization(*args, **kwargs)
-        return fn(*args)
+                try:
+                    return entry.fn(*args)
+                except Unrecorded:
+                    pass
+        args = self._args(args, kwargs)
+        return self._run(self._entry(args), args)
 
-    def _transform(self, args, tangents=()):
+    def _transform(self, args, tangents=(), previous=None):
         func, inner_scope = self._target(args)
         source = parse.read(func)
         fence.check(source)
@@ -113,16 +130,17 @@ class Transformed:
             scope = Scopes([scope, inner_scope])
         for name in self._wrt_names:
             _check_differentiable(name, args[program.params.index(name)])
-        infos, value = specialize.record(program, args)
+        infos, value = specialize.record(program, args, previous)
         unroll = specialize.loops_to_unroll(program, infos)
         if unroll:
             program, scope = normalize(source, unroll)
-            infos, value = specialize.record(program, args)
+            infos, value = specialize.record(program, args, previous)
+        program = specialize.guard_unrecorded(program, infos)
         out = specialize.atom_info(program.result, infos, program.env)
         if self.kind == "vjp":  # (value, cotangent times the Jacobian), for jacobian()
             name, src = adjoint_source(program, infos, list(self._wrt_names), True,
                                        as_tuple=isinstance(self.wrt, tuple), seed="out_bar")
-            return Entry(compile_function(src, name, program.env), scope)
+            return Entry(compile_function(src, name, program.env), scope, infos)
         if self.kind in TANGENT_KINDS:
             for name, tangent in zip(self._wrt_names, tangents):
                 _check_tangent(name, args[program.params.index(name)], tangent)
@@ -130,7 +148,7 @@ class Transformed:
             name, src = tangent_source(program, infos, list(self._wrt_names), only_tangent=hvp,
                                        title=f"Hessian-vector product of {self.func.__name__}"
                                        if hvp else None)
-            return Entry(compile_function(src, name, program.env), scope)
+            return Entry(compile_function(src, name, program.env), scope, infos)
         if not out.is_scalar and out.kind != "float":
             shape = out.shape if out.kind == "array" else out.kind
             raise ValueError(
@@ -142,7 +160,7 @@ class Transformed:
         name, src = adjoint_source(program, infos, list(self._wrt_names), with_value,
                                    as_tuple=isinstance(self.wrt, tuple))
         fn = compile_function(src, name, program.env)
-        return Entry(fn, scope)
+        return Entry(fn, scope, infos)
 
 
 def _weakrefable(obj):
@@ -281,8 +299,8 @@ def jacobian(func=None, wrt=0, mode="auto"):
         x = np.asarray(x) if isinstance(x, float) else x
         if not (hasattr(x, "dtype") and np.issubdtype(x.dtype, np.floating)):
             raise TypeError("jacobian differentiates with respect to a float or a float array")
-        fn, bound = forward.specialization(*args, _tangents=(np.zeros_like(x),), **kwargs)
-        out = fn(*bound, np.zeros_like(x))[0]
+        bound = forward._args(args, kwargs)
+        out = forward(*bound, np.zeros_like(x))[0]
         out_shape = np.shape(out)
         use = mode if mode != "auto" else (
             "forward" if x.size <= int(np.prod(out_shape, dtype=int)) else "reverse")
@@ -292,17 +310,15 @@ def jacobian(func=None, wrt=0, mode="auto"):
             for i in range(x.size):
                 e = np.zeros(x.size, dtype=x.dtype)
                 e[i] = 1
-                cols.append(np.asarray(fn(*bound, e.reshape(x.shape))[1]))
+                cols.append(np.asarray(forward(*bound, e.reshape(x.shape))[1]))
             result = np.stack(cols, axis=-1).reshape(out_shape + x.shape) if cols else \
                 np.zeros(out_shape + x.shape, dtype)
         else:
-            bfn, bbound = backward.specialization(*args, _tangents=(np.zeros(out_shape, dtype),),
-                                                  **kwargs)
             rows = []
             for j in range(int(np.prod(out_shape, dtype=int))):
                 u = np.zeros(int(np.prod(out_shape, dtype=int)), dtype=np.asarray(out).dtype)
                 u[j] = 1
-                rows.append(np.asarray(bfn(*bbound, u.reshape(out_shape))[1]))
+                rows.append(np.asarray(backward(*bound, u.reshape(out_shape))[1]))
             result = np.stack(rows).reshape(out_shape + x.shape)
         return result.astype(dtype, copy=False)
 

@@ -12,7 +12,7 @@ import numpy as np
 from . import astb, runtime
 from .ir import Op, render
 from .primitives import (ADD_AT, APPEND, ASTYPE, ATTRIBUTE, COPY, INDEX, INDEX_ADD, LEN, NEWLIST,
-                         OPERATOR_OF, POP, TRANSPOSE_T, spell)
+                         OPERATOR_OF, POP, TRANSPOSE_T, UNRECORDED, spell)
 
 
 def op_expr(op: Op):
@@ -53,6 +53,8 @@ def op_stmt(op: Op):
         return gast.Expr(value=astb.call("np.add.at", args))
     if op.prim is APPEND:
         return gast.Expr(value=astb.call(astb.attr(args[0], "append"), args[1:]))
+    if op.prim is UNRECORDED:
+        return gast.Expr(value=astb.call("unrecorded", []))
     return astb.assign(op.target, op_expr(op))
 
 
@@ -75,6 +77,9 @@ class LoopBlock:
 def loop_header(loop, reverse=False):
     """(target, iterable) of an ir.Loop's `for`, or of the loop that walks it backwards."""
     from .ir import Const
+    if loop.condition is not None:  # a branch: `if c:` / `if not c:`, in either direction
+        test = render(loop.condition)
+        return None, gast.UnaryOp(op=gast.Not(), operand=test) if loop.negate else test
     start, stop, step = loop.range_args
     if start == Const(0) and step == Const(1):
         args = [render(stop)]
@@ -113,7 +118,10 @@ def _lines(blocks, indent):
         if isinstance(block, LoopBlock):
             if block.comment:
                 out.append(indent + "# " + block.comment)
-            out.append(f"{indent}for {block.target} in {unparse(block.iter)}:")
+            if block.target is None:
+                out.append(f"{indent}if {unparse(block.iter)}:")
+            else:
+                out.append(f"{indent}for {block.target} in {unparse(block.iter)}:")
             inner = _lines(block.blocks, indent + "    ")
             out += inner if any(l.strip() and not l.strip().startswith("#") for l in inner) \
                 else inner + [indent + "    pass"]

@@ -15,7 +15,7 @@ from .analysis import active_values, prune
 from .emit import LoopBlock, function_source, loop_header, op_stmt
 from .errors import TransformError
 from .ir import Const, Loop, Op, Seq, Var, atom_vars, render, walk_ops
-from .primitives import APPEND, EFFECTS, POP
+from .primitives import APPEND, EFFECTS, POP, UNRECORDED
 from .reverse import broadcast
 from .rules import lookup
 from .rules.context import RuleContext
@@ -32,6 +32,8 @@ class ForwardMode:
         self.dots = {}
         self.owned = set()        # tangent names holding arrays made here (safe to update)
         self.has_dot = {self.dot(w) for w in wrt}
+        self.plain_defs = set(program.params)   # defined outside any branch
+        self.in_branch = False
 
     def dot(self, name):
         if name not in self.dots:
@@ -53,15 +55,21 @@ class ForwardMode:
         for stmt in body:
             if isinstance(stmt, Loop):
                 # A carried value that starts constant and varies inside needs a zero tangent.
+                # (Not one first assigned in another branch: it has no value on this path.)
                 starts = [self.assign_dot(c, self.zeros(c, self.infos[c])) for c in stmt.carried
-                          if c in self.active and self.dot(c) not in self.has_dot]
+                          if c in self.active and self.dot(c) not in self.has_dot
+                          and c in self.plain_defs]
                 if starts:
                     out.append((None, starts))
                 target, it = loop_header(stmt)
+                outer, self.in_branch = self.in_branch, self.in_branch or stmt.condition is not None
                 out.append(LoopBlock(target, it, self.blocks(stmt.body),
                                      f"{self.p.where(stmt)}  {self.p.line_text(stmt)}"))
+                self.in_branch = outer
                 continue
             stmts = [op_stmt(stmt)]
+            if not self.in_branch:
+                self.plain_defs.add(stmt.target)
             if stmt.target in self.active:
                 stmts += self.tangent(stmt)
             comment = f"{self.p.where(stmt)}  {self.p.line_text(stmt)}"
@@ -75,6 +83,8 @@ class ForwardMode:
         """`target_dot = ...` for one op."""
         if op.prim in EFFECTS:
             return self.effect_tangent(op)
+        if op.prim is UNRECORDED:
+            return []
         rule = lookup(op.prim)
         info = self.infos[op.target]
         if rule.nondiff:  # a carried sum's start value: its tangent is zero

@@ -78,6 +78,14 @@ class Loop:
     file: str = None
     site: tuple = None           # (file, line, col, n): the n-th loop read at that place
     reverse: bool = False        # for i in reversed(range(...))
+    condition: Any = None        # a branch: `if condition:` (runs once or not at all)
+    negate: bool = False         # `if not condition:` (an else branch)
+
+
+def with_body(loop, body):
+    """The same loop (or branch) with another body."""
+    import dataclasses
+    return dataclasses.replace(loop, body=body)
 
 
 def walk_ops(body):
@@ -93,10 +101,10 @@ def loop_vars(loop):
     """Names a loop reads from outside: its range and the free reads of its body."""
     defined = {loop.index} | {op.target for op in walk_ops(loop.body)} | \
         {l.index for l in walk_loops(loop.body)}
-    reads = [n for a in loop.range_args for n in atom_vars(a)]
+    reads = [n for a in loop.range_args for n in atom_vars(a)] + atom_vars(loop.condition)
     reads += [n for op in walk_ops(loop.body) for n in op_vars(op)]
     for inner in walk_loops(loop.body):
-        reads += [n for a in inner.range_args for n in atom_vars(a)]
+        reads += [n for a in inner.range_args for n in atom_vars(a)] + atom_vars(inner.condition)
     return [n for n in reads if n not in defined or n in loop.carried]
 
 
@@ -147,6 +155,8 @@ class Program:
 
 def atom_vars(atom):
     """Names of the local values an atom reads."""
+    if atom is None:
+        return []
     if isinstance(atom, Var):
         return [atom.name]
     if isinstance(atom, Seq):

@@ -41,6 +41,7 @@ INPLACE = (INDEX_ADD, ADD_AT, APPEND)
 VIEWS = {INDEX, TRANSPOSE_T, COPY, ASTYPE, np.reshape, np.ravel, np.transpose, np.swapaxes,
          np.moveaxis, np.broadcast_to, np.expand_dims, np.squeeze, np.flip, np.diagonal}      # the op's target is the updated value itself
 EFFECTS = INPLACE + (POP,)                 # never merged or dropped
+UNRECORDED = Special("unrecorded()")       # a branch not yet specialised: asks for it
 
 BINOPS = {
     gast.Add: np.add, gast.Sub: np.subtract, gast.Mult: np.multiply,

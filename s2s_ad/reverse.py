@@ -21,7 +21,7 @@ from .emit import LoopBlock, loop_header
 from .ir import Loop, loop_vars, own_defs, walk_loops, walk_ops
 from .errors import TransformError
 from .ir import Const, Global, Op, Seq, Var, render
-from .primitives import COPY, EFFECTS, NEWLIST
+from .primitives import COPY, EFFECTS, NEWLIST, UNRECORDED
 from .rules import lookup
 from .rules.context import RuleContext
 from .rules.registry import (Project, Scatter, coefficient, instantiate, plus, template_names,
@@ -154,7 +154,7 @@ class ReverseMode:
         self.stmts = tail = []
         for name in carried:
             done = self.finalize(name)
-            self.store(name, done)
+            self.store(name, done, like=self.bar(name))
         for name in outer:
             del self.accumulators[name]
         for name in carried + outer:
@@ -190,9 +190,12 @@ class ReverseMode:
         done = self.finalize(name)
         self.store(name, done)
 
-    def store(self, name, done):
+    def store(self, name, done, like=None):
+        """`name_bar = ...` from its contributions (zeros when there are none); `like` is
+        an array of the right shape to take zeros from (the exit adjoint: the entry value
+        itself may not exist on this path)."""
         bar, info = self.bar(name), self.infos[name]
-        primal = astb.name(name)
+        primal = astb.name(like or name)
         if done is None:
             value = astb.call("np.zeros_like", [primal]) if info.kind == "array" else astb.const(0.0)
         else:
@@ -242,6 +245,8 @@ class ReverseMode:
             if done is None:
                 return
             (g, g_shape), g_parts = done, None
+        if op.prim is UNRECORDED:
+            return
         if op.prim in EFFECTS or op.prim is NEWLIST:
             raise self.error(op, "in-place updates (`x[i] += v`, np.add.at) and list stacks "
                                  "are not supported by reverse mode yet",

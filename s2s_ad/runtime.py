@@ -2,7 +2,17 @@
 derivative rule, so generated code stays differentiable (hvp, higher orders)."""
 import numpy as np
 
-__all__ = ["unbroadcast", "prod_others", "prod_others_tangent"]
+__all__ = ["unbroadcast", "prod_others", "prod_others_tangent", "unrecorded"]
+
+
+class Unrecorded(Exception):
+    """Raised by generated code that reaches a branch its specialisation has not seen."""
+
+
+def unrecorded():
+    """Generated code in place of a branch no call has taken yet: s2s_ad catches this,
+    records the branch, and generates the code again."""
+    raise Unrecorded()
 
 
 def unbroadcast(g, x):

@@ -16,7 +16,7 @@ from . import astb
 from .emit import compile_function, function_source
 from .errors import TransformError
 from .ir import Const, Global, Seq, Slice, Var
-from .primitives import APPEND, INDEX, INPLACE, NEWLIST
+from .primitives import APPEND, INDEX, INPLACE, NEWLIST, UNRECORDED
 
 
 @dataclass
@@ -98,13 +98,13 @@ def atom_info(atom, infos, env):
     raise TypeError(atom)
 
 
-def record(program, args):
+def record(program, args, previous=None):
     """Infos of every value of `program` when called with `args` (and the output).
 
     Inside loops a value is recorded at every iteration: one whose shape changes is
     marked dynamic, and an int that changes (a loop index) has no known value."""
     from .emit import ops_to_blocks
-    from .ir import Loop, render, walk_loops, walk_ops
+    from .ir import Loop, render, walk_loops, walk_ops, with_body
     seen, varying = {}, set()
 
     def rec(name, value):
@@ -114,6 +114,9 @@ def record(program, args):
         return value
 
     def stmt_of(op):
+        if op.prim is UNRECORDED:
+            from .emit import op_stmt
+            return op_stmt(op)
         if op.prim in INPLACE:
             from .emit import op_stmt
             return [op_stmt(op), astb.assign("_", astb.call("_rec", [astb.const(op.target),
@@ -123,10 +126,8 @@ def record(program, args):
     def with_index(body):
         for stmt in body:
             if isinstance(stmt, Loop):
-                stmt = Loop(stmt.index, stmt.range_args,
-                            [_IndexRecord(stmt.index)] + list(with_index(stmt.body)),
-                            stmt.carried, stmt.line, stmt.col, stmt.exported, stmt.file, stmt.site,
-                            stmt.reverse)
+                head = [_IndexRecord(stmt.index, branch=stmt.condition is not None)]
+                stmt = with_body(stmt, head + list(with_index(stmt.body)))
             yield stmt
     body = list(with_index(program.body))
     blocks = ops_to_blocks(body, lambda s: None,
@@ -137,13 +138,21 @@ def record(program, args):
     result = fn(*args)
     infos = {p: info_of(a) for p, a in zip(program.params, args)}
     for loop in walk_loops(program.body):
-        infos[loop.index] = Info("int", value=None if loop.index in varying else seen.get(loop.index))
+        if loop.index not in seen:  # not entered on this call
+            if previous is not None and loop.index in previous:
+                infos[loop.index] = previous[loop.index]
+        elif loop.condition is not None:
+            infos[loop.index] = Info("bool", value=True)   # the branch was taken
+        else:
+            infos[loop.index] = Info("int", value=None if loop.index in varying
+                                     else seen.get(loop.index))
     for op in walk_ops(program.body):
         if op.target not in seen:
-            raise TransformError(
-                f"a loop of {program.name} ran no iteration on this call, so s2s_ad could not "
-                "learn the shapes of its values", filename=op.file, lineno=op.line,
-                advice="call the derivative first with arguments for which the loop runs")
+            # A branch not taken (or a loop run zero times) on this call: known from an
+            # earlier call, or guarded (see `guard_unrecorded`).
+            if previous is not None and op.target in previous:
+                infos[op.target] = previous[op.target]
+            continue
         is_dynamic = any(infos[n].dynamic for n in _vars(op) if n in infos) \
             or _mask_index(op, infos, program.env) or op.target in varying
         value = seen[op.target]
@@ -159,12 +168,16 @@ def record(program, args):
 
 
 class _IndexRecord:
-    def __init__(self, name):
+    """Records a loop's index, or that a branch was entered."""
+
+    def __init__(self, name, branch=False):
         self.name = name
+        self.branch = branch
 
 
 def _index_stmt(marker):
-    return astb.assign("_", astb.call("_rec", [astb.const(marker.name), astb.name(marker.name)]))
+    value = astb.const(True) if marker.branch else astb.name(marker.name)
+    return astb.assign("_", astb.call("_rec", [astb.const(marker.name), value]))
 
 
 def emit_op(op):
@@ -224,6 +237,8 @@ def loops_to_unroll(program, infos):
     from .ir import walk_loops, walk_ops
     unroll = {}
     for loop in walk_loops(program.body):
+        if loop.condition is not None:
+            continue
         picks = any(op.prim is INDEX and isinstance(op.args[0], Var)
                     and infos[op.args[0].name].kind in ("list", "tuple", "dict")
                     and loop.index in _atom_names(op.args[1])
@@ -240,3 +255,25 @@ def loops_to_unroll(program, infos):
 def _atom_names(atom):
     from .ir import atom_vars
     return atom_vars(atom)
+
+
+def guard_unrecorded(program, infos):
+    """The program with every branch or loop body whose values were never recorded
+    replaced by a call that raises `runtime.Unrecorded`: the first call that reaches one
+    specialises again, recording that branch too."""
+    from .ir import Loop, Op, walk_ops, with_body
+    from .primitives import UNRECORDED
+
+    def guarded(body):
+        out = []
+        for stmt in body:
+            if isinstance(stmt, Loop):
+                if stmt.index not in infos:  # never entered
+                    stmt = with_body(stmt, [Op("_", UNRECORDED, (), {}, stmt.line, stmt.col,
+                                               file=stmt.file)])
+                else:
+                    stmt = with_body(stmt, guarded(stmt.body))
+            out.append(stmt)
+        return out
+    import dataclasses
+    return dataclasses.replace(program, body=guarded(program.body))

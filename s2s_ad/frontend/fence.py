@@ -10,8 +10,6 @@ from ..primitives import BINOPS, COMPARES
 _LOOP = ("`while` loops, `break` and `continue` are not supported yet",
          "use `for i in range(n)` with a fixed number of iterations, and np.where to skip work")
 ADVICE = {
-    gast.If: ("`if` statements are not supported yet",
-              "select values with np.where(condition, a, b)"),
     gast.IfExp: ("conditional expressions are not supported yet",
                  "select values with np.where(condition, a, b)"),
     gast.BoolOp: ("`and` / `or` are not supported yet",
@@ -56,14 +54,30 @@ ADVICE = {
 
 _ALLOWED = (
     gast.Assign, gast.AugAssign, gast.AnnAssign, gast.Return, gast.Expr, gast.Pass, gast.For,
+    gast.If,
     gast.Name, gast.Constant, gast.BinOp, gast.UnaryOp, gast.Compare, gast.Call,
     gast.keyword, gast.Attribute, gast.Subscript, gast.Slice, gast.Tuple, gast.List,
     gast.expr_context, gast.operator, gast.unaryop, gast.cmpop, gast.Dict,
 )
 
 
+def ends_with_return(body):
+    """Does every path through `body` end with a return, once early returns move the rest
+    of the function into the other branch?"""
+    for i, stmt in enumerate(body):
+        if isinstance(stmt, gast.Return):
+            return True
+        if isinstance(stmt, gast.If) and (ends_with_return(stmt.body)
+                                          or ends_with_return(stmt.orelse)):
+            rest = body[i + 1:]
+            return ends_with_return(stmt.body + rest) and ends_with_return(stmt.orelse + rest)
+    return False
+
+
 def _in_place_call(node):
     """np.add.at(x, i, v) and stack.append(x): calls made for their effect on a local."""
+    if isinstance(node, gast.Call) and isinstance(node.func, gast.Name):
+        return node.func.id == "unrecorded"  # a guard in generated code
     return isinstance(node, gast.Call) and isinstance(node.func, gast.Attribute) \
         and node.func.attr in ("at", "append")
 
@@ -84,14 +98,23 @@ class Fence(gast.NodeVisitor):
         body = fn.body
         if body and isinstance(body[0], gast.Expr) and isinstance(body[0].value, gast.Constant):
             body = body[1:]  # docstring
+        self.returns(body, fn, top=True)
+        self.statements(body)
+
+    def returns(self, body, node, top=False):
+        """A `return` ends a block: the function's body or a branch of an `if`."""
         for stmt in body:
             if isinstance(stmt, gast.Return) and stmt is not body[-1]:
-                self.reject(stmt, "only one `return`, at the end, is supported yet",
-                            "compute the value and return it on the last line")
-        if not body or not isinstance(body[-1], gast.Return) or body[-1].value is None:
-            self.reject(body[-1] if body else fn, "the function must end with `return value`",
+                self.reject(stmt, "code after `return` never runs", "remove it")
+            if isinstance(stmt, gast.Return) and stmt.value is None:
+                self.reject(stmt, "`return` without a value", "return the value to differentiate")
+            if isinstance(stmt, gast.If):
+                self.returns(stmt.body, stmt)
+                self.returns(stmt.orelse, stmt)
+        if top and not ends_with_return(body):
+            self.reject(body[-1] if body else node, "the function must end with `return value` "
+                                                     "on every path",
                         "return the value to differentiate on the last line")
-        self.statements(body)
 
     def statements(self, body):
         for stmt in body:
@@ -110,9 +133,9 @@ class Fence(gast.NodeVisitor):
         if not isinstance(node.target, gast.Name):
             self.reject(node.target, "only a plain name can be the loop variable",
                         "loop over indices: for i in range(len(xs))")
-        for stmt in node.body:
-            if isinstance(stmt, gast.Return):
-                self.reject(stmt, "`return` inside a loop is not supported yet",
+        for inner in gast.walk(node):
+            if isinstance(inner, gast.Return):
+                self.reject(inner, "`return` inside a loop is not supported yet",
                             "compute the value and return it on the last line")
         self.visit(node.iter)
         self.statements(node.body)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import ir
 from ..ir import Const, Global, Op, Seq, Slice, Var
-from ..primitives import (VIEWS, ADD_AT, APPEND, EFFECTS, INDEX_ADD, NEWLIST, POP, COPY, Special, ATTRIBUTE, ATTRIBUTES, BINOPS, COMPARES, INDEX, METHODS, TRANSPOSE_T,
+from ..primitives import (UNRECORDED, VIEWS, ADD_AT, APPEND, EFFECTS, INDEX_ADD, NEWLIST, POP, COPY, Special, ATTRIBUTE, ATTRIBUTES, BINOPS, COMPARES, INDEX, METHODS, TRANSPOSE_T,
                           UNARY, VARARG_METHODS, canonical, spell)
 from ..rules import registry
 from . import fence, parse
@@ -32,6 +32,40 @@ def _hashable(value):
         return True
     except TypeError:
         return False
+
+
+def restructure(stmts):
+    """Move what follows an `if` whose branch returns into the branch that does not."""
+    from .fence import ends_with_return
+    out = []
+    for i, stmt in enumerate(stmts):
+        if isinstance(stmt, gast.If) and (ends_with_return(stmt.body)
+                                          or ends_with_return(stmt.orelse)):
+            rest = stmts[i + 1:]
+            body = stmt.body if ends_with_return(stmt.body) else stmt.body + rest
+            orelse = stmt.orelse if ends_with_return(stmt.orelse) else stmt.orelse + rest
+            new = gast.If(test=stmt.test, body=restructure(body), orelse=restructure(orelse))
+            out.append(gast.copy_location(new, stmt))
+            return out
+        out.append(stmt)
+    return out
+
+
+def assign_returns(stmts, name):
+    """`return v` -> `name = v`, through the branches of ifs."""
+    out = []
+    for stmt in stmts:
+        if isinstance(stmt, gast.Return):
+            target = gast.Name(id=name, ctx=gast.Store(), annotation=None, type_comment=None)
+            out.append(gast.copy_location(gast.Assign(targets=[target], value=stmt.value,
+                                                      type_comment=None), stmt))
+        elif isinstance(stmt, gast.If):
+            new = gast.If(test=stmt.test, body=assign_returns(stmt.body, name),
+                          orelse=assign_returns(stmt.orelse, name))
+            out.append(gast.copy_location(new, stmt))
+        else:
+            out.append(stmt)
+    return out
 
 
 def _number(atom):
@@ -111,11 +145,8 @@ class Normalizer:
         body = self.src.node.body
         if body and isinstance(body[0], gast.Expr):
             body = body[1:]
-        for stmt in body[:-1]:
-            self.statement(stmt)
-        self.node = body[-1]
-        result = self.expr(body[-1].value, RESULT_NAME)
-        return_line = self.src.line(body[-1])
+        result, last = self.function_body(body, RESULT_NAME)
+        return_line = self.src.line(last)
         lines = {(self.src.filename, return_line): self.src.text(return_line)}
         for stmt in list(ir.walk_ops(self.ops)) + list(ir.walk_loops(self.ops)):
             lines[(stmt.file, stmt.line)] = self.files[stmt.file].text(stmt.line)
@@ -123,6 +154,24 @@ class Normalizer:
             name=self.src.func.__name__, params=self.params, body=self.ops, result=result,
             filename=self.src.filename, def_line=self.src.line(self.src.node),
             source_lines=lines, env=self.globals, return_line=return_line), Scopes(self.scopes)
+
+    def function_body(self, body, target):
+        """Normalize a function's statements; (the returned atom, the last statement).
+
+        Early returns inside branches are moved to the end of the function: the rest of
+        the function goes into the other branch, and every `return v` assigns v to one
+        result value."""
+        body = restructure(body)
+        if isinstance(body[-1], gast.Return):
+            for stmt in body[:-1]:
+                self.statement(stmt)
+            self.node = body[-1]
+            return self.expr(body[-1].value, target), body[-1]
+        result = self.fresh(target or "result")
+        self.locals.add(result)
+        for stmt in assign_returns(body, result):
+            self.statement(stmt)
+        return self.env[result], body[-1]
 
     def statement(self, stmt):
         self.node = stmt
@@ -137,7 +186,10 @@ class Normalizer:
         elif isinstance(stmt, gast.Expr):  # np.add.at(x, i, v) or stack.append(v)
             call = stmt.value
             args = [self.expr(a) for a in call.args]
-            if call.func.attr == "append":
+            if isinstance(call.func, gast.Name):  # unrecorded(): a guard in generated code
+                self.ops.append(Op("_", UNRECORDED, (), {}, self.src.line(stmt), 0,
+                                   file=self.src.filename))
+            elif call.func.attr == "append":
                 self.update(APPEND, call.func.value, args)
             elif canonical(self.resolve(call.func)) is ADD_AT:
                 self.update(ADD_AT, call.args[0], args[1:])
@@ -151,6 +203,8 @@ class Normalizer:
             self.assign(stmt.target, value)
         elif isinstance(stmt, gast.For):
             self.loop(stmt)
+        elif isinstance(stmt, gast.If):
+            self.branch(stmt)
 
     def loop(self, node):
         """`for i in range(...)`: the body in single assignment, carried values renamed."""
@@ -179,14 +233,30 @@ class Normalizer:
                 for stmt in node.body:
                     self.statement(stmt)
             return
-        assigned = {n.id for stmt in node.body for n in gast.walk(stmt)
+        index = self.new_def(node.target.id)
+        self.block(node.body, node, index, args, site=site, backwards=backwards)
+
+    def branch(self, node):
+        """`if test: ... else: ...` as two blocks that run at most once: `if test:` and
+        `if not test:`, with the loop's machinery for values they reassign."""
+        test = self.expr(node.test)
+        self.block(node.body, node, self.fresh("_then"), (), condition=test)
+        if node.orelse:
+            self.block(node.orelse, node, self.fresh("_else"), (), condition=test, negate=True)
+
+    def block(self, stmts, node, index, args, site=None, backwards=False, condition=None,
+              negate=False):
+        """A loop body (or a branch): single assignment inside, carried values renamed."""
+        target = getattr(node, "target", None)
+        loop_var = target.id if isinstance(target, gast.Name) else None
+        assigned = {n.id for stmt in stmts for n in gast.walk(stmt)
                     if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}
         entry = {}
         for name in sorted(assigned):
-            if name in self.env and name != node.target.id:
+            if name in self.env and name != loop_var:
                 entry[name] = self.carried_name(name, node)
-        index = self.new_def(node.target.id)
-        self.env[node.target.id] = Var(index)
+        if loop_var is not None:
+            self.env[loop_var] = Var(index)
         outer, self.ops = self.ops, []
         outer_reads, self.reads = self.reads, {}
         changing = {Var(n) for n in entry.values()}  # carried values change inside the loop
@@ -196,7 +266,7 @@ class Normalizer:
         self.outer_reads.append(outer_reads)
         self.levels.append(self.ops)
         self.defs.append({index} | set(entry.values()))
-        for stmt in node.body:
+        for stmt in stmts:
             self.statement(stmt)
         self.levels.pop()
         self.defs.pop()
@@ -210,7 +280,7 @@ class Normalizer:
         # Names first assigned in the body keep the last iteration's value after it.
         carried = list(entry.values())
         exported = sorted(self.env[n].name for n in assigned
-                          if n not in entry and n != node.target.id and isinstance(self.env.get(n), Var))
+                          if n not in entry and n != loop_var and isinstance(self.env.get(n), Var))
         body, self.ops = self.ops, outer
         self.reads = outer_reads
         changing = {Var(n) for n in carried + exported}
@@ -218,7 +288,8 @@ class Normalizer:
             del self.reads[key]
         self.ops.append(ir.Loop(index, tuple(args), body, carried, self.src.line(node),
                                 node.col_offset + self.src.col_offset, exported,
-                                file=self.src.filename, site=site, reverse=backwards))
+                                file=self.src.filename, site=site, reverse=backwards,
+                                condition=condition, negate=negate))
 
     def update(self, prim, target, args):
         """An in-place update of a local array or list: the op's target is that value."""
@@ -480,10 +551,7 @@ class Normalizer:
             body = fn.body
             if body and isinstance(body[0], gast.Expr):
                 body = body[1:]
-            for stmt in body[:-1]:
-                self.statement(stmt)
-            self.node = body[-1]
-            result = self.expr(body[-1].value, target)
+            result, _ = self.function_body(body, target)
         finally:
             self.inlining.pop()
             (self.src, self.scope, self.locals, self.env, self.node, self.own_names,

@@ -6,14 +6,14 @@ import builtins
 
 import numpy as np
 
-from ..primitives import ADD_AT, APPEND, INDEX_ADD, NEWLIST, POP
+from ..primitives import ADD_AT, APPEND, INDEX_ADD, NEWLIST, POP, UNRECORDED
 from .registry import defrule, nondiff
 
 defrule(INDEX_ADD, "x, index, v", linear=("x", "v"))
 defrule(ADD_AT, "x, index, v", linear=("x", "v"))
 defrule(APPEND, "stack, x", linear=("stack", "x"))
 defrule(POP, "stack", linear=("stack",))
-nondiff(NEWLIST)
+nondiff(NEWLIST, UNRECORDED)
 
 # float(x) of a one-element array or a NumPy scalar: the gradient is handed back as a float.
 defrule(builtins.float, "x", linear=("x",), adjoint={"x": "g"}, lazy_g="through")
