@@ -16,7 +16,7 @@ from . import astb
 from .emit import compile_function, function_source
 from .errors import TransformError
 from .ir import Const, Global, Seq, Slice, Var
-from .primitives import APPEND, INDEX, INPLACE, NEWLIST, UNRECORDED
+from .primitives import APPEND, INDEX, INPLACE, NEWLIST, POP, UNRECORDED
 
 
 @dataclass
@@ -236,14 +236,20 @@ def loops_to_unroll(program, infos):
     dict by the loop index (`params["blocks"][i]`): those are unrolled."""
     from .ir import walk_loops, walk_ops
     unroll = {}
+    # Lists that are more than stacks: read by something other than append and pop.
+    read_lists = {n for op in walk_ops(program.body) if op.prim not in (APPEND, POP)
+                  for n in _vars(op)}
     for loop in walk_loops(program.body):
         if loop.condition is not None:
             continue
+        inside = {op.target for op in walk_ops(loop.body) if op.prim is not APPEND}
         picks = any(op.prim is INDEX and isinstance(op.args[0], Var)
                     and infos[op.args[0].name].kind in ("list", "tuple", "dict")
                     and loop.index in _atom_names(op.args[1])
                     for op in walk_ops(loop.body))
-        if not picks:
+        builds = any(op.prim is APPEND and op.target not in inside and op.target in read_lists
+                     for op in walk_ops(loop.body))
+        if not (picks or builds):
             continue
         bounds = [atom_info(a, infos, program.env) for a in loop.range_args]
         if any(b.kind != "int" or b.value is None for b in bounds):

@@ -91,3 +91,49 @@ def layers_with_count(params, x, n):
     for i in range(n):
         x = np.tanh(x @ params[i]) * params[i + 1][0]
     return np.sum(x)
+
+
+def over_list(xs, w):
+    total = 0.0
+    for x in xs:
+        total = total + np.sum(np.tanh(x * w))
+    return total
+
+
+def over_zip_enumerate(xs, ys):
+    s = 0.0
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        s = s + (i + 1.0) * np.sum(x * y)
+    return s
+
+
+def over_rows(X, v):
+    acc = v * 0.0
+    for row in X:
+        acc = acc + np.sin(row * v)
+    return np.sum(acc ** 2)
+
+
+def build_list_then_stack(x, W):
+    hs = []
+    h = x
+    for t in range(3):
+        h = np.tanh(h @ W)
+        hs.append(h)
+    H = np.stack(hs)
+    return np.sum(H ** 2) + np.sum(np.concatenate(hs, axis=0))
+
+
+def comprehension(xs, w):
+    ys = [np.tanh(x * w) for x in xs if x.ndim == 1]
+    return np.sum(np.stack(ys)) + np.sum(np.stack([np.sum(y) for y in ys]))
+
+
+def sum_of_a_list(x):
+    return np.sum([np.sum(x * x), np.sum(np.sin(x))])
+
+
+def ifexp_and_boolop(x, k):
+    y = x * 2.0 if np.sum(x) > 0 and k > 0 else np.sin(x)
+    z = y if not (np.max(x) > 5.0 or k > 10) else -y
+    return np.sum(z * x)

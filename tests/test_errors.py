@@ -10,7 +10,7 @@ X = np.array([0.5, -1.0, 2.0])
 
 # (source of f(x) whose line 2 is the offending one, words the message must contain)
 REFUSED = [
-    ("def f(x):\n    for v in x:\n        x = x * 2\n    return np.sum(x)\n", "range(...)"),
+    ("def f(x):\n    for v in {1, 2}:\n        x = x * 2\n    return np.sum(x)\n", "set literals"),
     ("def f(x):\n    while np.sum(x) < 10:\n        x = x * 2\n    return np.sum(x)\n", "`while`"),
     ("def f(x):\n    try:\n        y = x\n    except Exception:\n        y = x\n    return np.sum(y)\n", "try"),
     ("def f(x):\n    with np.errstate():\n        y = x\n    return np.sum(y)\n", "`with`"),
@@ -30,8 +30,7 @@ REFUSED = [
     ("def f(x):\n    d = {x[0]: x}\n    return np.sum(d[0])\n", "constant keys"),
     ("def f(x):\n    k = f'{x}'\n    return np.sum(x)\n", "f-strings"),
     ("def f(x):\n    y = np.stack([*x])\n    return np.sum(y)\n", "unpacking"),
-    ("def f(x):\n    y = [v * 2 for v in x]\n    return np.sum(y)\n", "list comprehensions"),
-    ("def f(x):\n    y = x if x[0] > 0 else -x\n    return np.sum(y)\n", "conditional expressions"),
+    ("def f(x):\n    y = {v: 2 for v in x}\n    return np.sum(x)\n", "dict comprehensions"),
     ("def f(x):\n    c = 0 < x[0] < 1\n    return np.sum(x) * c\n", "chained comparisons"),
     ("def f(x):\n    print(x)\n    return np.sum(x)\n", "unused"),
     ("def f(x):\n    y = np.sort(x)\n    return np.sum(y)\n", "no derivative rule for `np.sort`"),

@@ -25,6 +25,13 @@ CASES = [
                 R.normal(size=(2, 3))], (0, 1)),
     (L.layers_with_count, [[R.normal(size=(3, 3)) * .5, R.normal(size=(3, 3)) * .5,
                             R.normal(size=(3, 3)) * .5], R.normal(size=(2, 3)), 2], (0, 1)),
+    (L.over_list, [[R.normal(size=3), R.normal(size=3)], R.normal(size=3)], (0, 1)),
+    (L.over_zip_enumerate, [(R.normal(size=3), R.normal(size=3)), [R.normal(size=3)] * 2], (0, 1)),
+    (L.over_rows, [R.normal(size=(4, 3)), R.normal(size=3)], (0, 1)),
+    (L.build_list_then_stack, [R.normal(size=(2, 3)), R.normal(size=(3, 3)) * .5], (0, 1)),
+    (L.comprehension, [[R.normal(size=3), R.normal(size=3)], R.normal(size=3)], (0, 1)),
+    (L.ifexp_and_boolop, [R.uniform(0.5, 1, size=4), 1], (0,)),
+    (L.ifexp_and_boolop, [-R.uniform(0.5, 1, size=4), 1], (0,)),
 ]
 
 
@@ -72,3 +79,10 @@ def test_hvp(f, args, wrt):
     # (first argument only: the dual-number reference cannot run `total += dual` on a
     # plain array, which some cases do with respect to their other arguments)
     check_hvp(f, args, wrt[0], np.random.default_rng(5))
+
+
+def test_numpy_function_of_a_list_stacks_it_first():
+    # (finite differences only: the reference cannot take np.sum of a list of duals)
+    x = R.normal(size=4)
+    assert_tree_close(ad.grad(L.sum_of_a_list)(x), numeric_grad(L.sum_of_a_list, [x], 0),
+                      rtol=1e-6)

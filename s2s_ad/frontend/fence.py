@@ -10,13 +10,8 @@ from ..primitives import BINOPS, COMPARES
 _LOOP = ("`while` loops, `break` and `continue` are not supported yet",
          "use `for i in range(n)` with a fixed number of iterations, and np.where to skip work")
 ADVICE = {
-    gast.IfExp: ("conditional expressions are not supported yet",
-                 "select values with np.where(condition, a, b)"),
-    gast.BoolOp: ("`and` / `or` are not supported yet",
-                  "combine boolean arrays with np.logical_and / np.logical_or"),
     gast.While: _LOOP, gast.AsyncFor: _LOOP,
     gast.Break: _LOOP, gast.Continue: _LOOP,
-    gast.ListComp: ("list comprehensions are not supported yet", "write the elements out"),
     gast.GeneratorExp: ("generator expressions are not supported", "write the elements out"),
     gast.SetComp: ("set comprehensions are not supported", "use arrays"),
     gast.DictComp: ("dict comprehensions are not supported yet", "write the entries out"),
@@ -54,7 +49,7 @@ ADVICE = {
 
 _ALLOWED = (
     gast.Assign, gast.AugAssign, gast.AnnAssign, gast.Return, gast.Expr, gast.Pass, gast.For,
-    gast.If,
+    gast.If, gast.IfExp, gast.BoolOp, gast.boolop, gast.ListComp, gast.comprehension,
     gast.Name, gast.Constant, gast.BinOp, gast.UnaryOp, gast.Compare, gast.Call,
     gast.keyword, gast.Attribute, gast.Subscript, gast.Slice, gast.Tuple, gast.List,
     gast.expr_context, gast.operator, gast.unaryop, gast.cmpop, gast.Dict,
@@ -130,9 +125,11 @@ class Fence(gast.NodeVisitor):
     def visit_For(self, node):
         if node.orelse:
             self.reject(node, "`for ... else` is not supported", "drop the else branch")
-        if not isinstance(node.target, gast.Name):
-            self.reject(node.target, "only a plain name can be the loop variable",
-                        "loop over indices: for i in range(len(xs))")
+        plain_range = isinstance(node.iter, gast.Call) and isinstance(node.iter.func, gast.Name) \
+            and node.iter.func.id in ("range", "reversed")
+        if plain_range and not isinstance(node.target, gast.Name):
+            self.reject(node.target, "only a plain name can be the loop variable of a range",
+                        "for i in range(n): a, b = pairs[i]")
         for inner in gast.walk(node):
             if isinstance(inner, gast.Return):
                 self.reject(inner, "`return` inside a loop is not supported yet",

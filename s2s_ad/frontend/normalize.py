@@ -21,6 +21,7 @@ from . import fence, parse
 from .resolve import Scope, Scopes, is_module
 
 RESULT_NAME = "out"
+ARRAY_PARAMS = ("a", "x", "m", "A", "array", "ary")
 # Calls that return a new array or list of the function's own, which may be updated in place.
 OWNERS = {NEWLIST, np.zeros_like, np.zeros, np.ones_like, np.ones, np.full_like, np.full,
           np.empty_like, np.empty, np.copy}
@@ -68,6 +69,11 @@ def assign_returns(stmts, name):
     return out
 
 
+def _is_range(node):
+    return isinstance(node, gast.Call) and isinstance(node.func, gast.Name) \
+        and node.func.id in ("range", "reversed")
+
+
 def _number(atom):
     return isinstance(atom, Const) and type(atom.value) in (int, float)
 
@@ -106,6 +112,7 @@ class Normalizer:
         self.node = fn
         self.reads = {}      # (container, constant key) -> the value read, reused
         self.owned = set()   # values made here (np.zeros_like, np.copy, []): may be updated
+        self.list_levels = {}  # name of a list literal -> the loop level it was made at
         self.levels = [self.ops]               # op lists: the function's, then each loop's
         self.files = {source.filename: source}
         self.scopes = [self.scope]
@@ -190,7 +197,7 @@ class Normalizer:
                 self.ops.append(Op("_", UNRECORDED, (), {}, self.src.line(stmt), 0,
                                    file=self.src.filename))
             elif call.func.attr == "append":
-                self.update(APPEND, call.func.value, args)
+                self.append(call.func.value, args)
             elif canonical(self.resolve(call.func)) is ADD_AT:
                 self.update(ADD_AT, call.args[0], args[1:])
             else:
@@ -208,6 +215,8 @@ class Normalizer:
 
     def loop(self, node):
         """`for i in range(...)`: the body in single assignment, carried values renamed."""
+        if not _is_range(node.iter):
+            node = self.over_items(node)
         call, backwards = node.iter, False
         if isinstance(call, gast.Call) and isinstance(call.func, gast.Name) \
                 and call.func.id == "reversed" and len(call.args) == 1 \
@@ -235,6 +244,48 @@ class Normalizer:
             return
         index = self.new_def(node.target.id)
         self.block(node.body, node, index, args, site=site, backwards=backwards)
+
+    def over_items(self, node):
+        """`for x in xs`, `for a, b in zip(xs, ys)`, `for i, x in enumerate(xs)`: a loop
+        over `range(len(...))` whose body first picks the items (xs is evaluated once)."""
+        def name(id_, store=False):
+            return gast.Name(id=id_, ctx=gast.Store() if store else gast.Load(),
+                             annotation=None, type_comment=None)
+
+        def held(expr):  # evaluate an iterable once, before the loop
+            key = self.fresh("items")
+            self.locals.add(key)
+            self.env[key] = self.expr(expr)
+            return key
+
+        index = self.fresh("i")
+        self.locals.add(index)
+
+        def element(it):
+            """(the item at `index`, the number of items) of an iterable."""
+            func = self.resolve(it.func) if isinstance(it, gast.Call) and \
+                isinstance(it.func, gast.Name) and it.func.id in ("zip", "enumerate") else None
+            if func is builtins.zip:
+                parts = [element(a) for a in it.args]
+                counts = [c for _, c in parts]
+                count = counts[0] if len(counts) == 1 else gast.Call(func=name("min"),
+                                                                     args=counts, keywords=[])
+                return gast.Tuple(elts=[e for e, _ in parts], ctx=gast.Load()), count
+            if func is builtins.enumerate:
+                item, count = element(it.args[0])
+                return gast.Tuple(elts=[name(index), item], ctx=gast.Load()), count
+            seq = held(it)
+            return (gast.Subscript(value=name(seq), slice=name(index), ctx=gast.Load()),
+                    gast.Call(func=name("len"), args=[name(seq)], keywords=[]))
+
+        item, count = element(node.iter)
+        pick = gast.Assign(targets=[node.target], value=item, type_comment=None)
+        loop = gast.For(target=name(index, store=True),
+                        iter=gast.Call(func=name("range"), args=[count], keywords=[]),
+                        body=[pick] + node.body, orelse=[], type_comment=None)
+        for new in gast.walk(loop):
+            gast.copy_location(new, node)
+        return loop
 
     def branch(self, node):
         """`if test: ... else: ...` as two blocks that run at most once: `if test:` and
@@ -290,6 +341,26 @@ class Normalizer:
                                 node.col_offset + self.src.col_offset, exported,
                                 file=self.src.filename, site=site, reverse=backwards,
                                 condition=condition, negate=negate))
+
+    def append(self, target, args):
+        """xs.append(v): a known list grows by an item; one appended to inside a loop
+        becomes a stack (a real list in the generated code)."""
+        if isinstance(target, gast.Name) and isinstance(self.env.get(target.id), Seq) \
+                and self.env[target.id].kind == "list":
+            level = self.list_levels.get(target.id, 0)
+            items = self.env[target.id].items
+            if level == len(self.levels) - 1:
+                self.env[target.id] = Seq(items + tuple(args), "list")
+                return
+            current, self.ops = self.ops, self.levels[level]
+            stack = self.emit(NEWLIST, (), target=target.id, node=target)
+            self.defs[level].add(stack.name)
+            for item in items:
+                self.ops.append(Op(stack.name, APPEND, (stack, item), {}, self.src.line(target),
+                                   0, file=self.src.filename))
+            self.ops = current
+            self.env[target.id] = stack
+        self.update(APPEND, target, args)
 
     def update(self, prim, target, args):
         """An in-place update of a local array or list: the op's target is that value."""
@@ -394,8 +465,10 @@ class Normalizer:
         return Seq(tuple(self.expr(e) for e in node.elts), "tuple")
 
     def expr_List(self, node, target):
-        if not node.elts:  # an empty list is a stack that will be appended to
-            return self.emit(NEWLIST, (), target=target, node=node)
+        if not node.elts and target is not None:
+            # A list to append to: known item by item while appends are in straight-line
+            # code (or unrolled loops); a stack if a loop appends to it (see `append`).
+            self.list_levels[target] = len(self.levels) - 1
         return Seq(tuple(self.expr(e) for e in node.elts), "list")
 
     def expr_Dict(self, node, target):
@@ -410,6 +483,63 @@ class Normalizer:
             except (ArithmeticError, ValueError, AttributeError):
                 pass
         return self.emit(BINOPS[type(node.op)], (left, right), target=target, node=node)
+
+    def expr_ListComp(self, node, target):
+        """[e for x in xs if c]: a loop appending to a new list (unrolled when its items
+        are used); the comprehension's variables do not leak out."""
+        result = self.fresh(target or "items")
+        self.locals.add(result)
+        targets = {n.id for gen in node.generators for n in gast.walk(gen.target)
+                   if isinstance(n, gast.Name)}
+        saved = {n: self.env[n] for n in targets if n in self.env}
+        self.locals.update(targets)
+
+        def name(id_, store=False):
+            return gast.Name(id=id_, ctx=gast.Store() if store else gast.Load(),
+                             annotation=None, type_comment=None)
+        body = [gast.Expr(value=gast.Call(func=gast.Attribute(value=name(result), attr="append",
+                                                             ctx=gast.Load()),
+                                          args=[node.elt], keywords=[]))]
+        for gen in reversed(node.generators):
+            for cond in reversed(gen.ifs):
+                body = [gast.If(test=cond, body=body, orelse=[])]
+            body = [gast.For(target=gen.target, iter=gen.iter, body=body, orelse=[],
+                             type_comment=None)]
+        start = gast.Assign(targets=[name(result, store=True)], value=gast.List(elts=[], ctx=gast.Load()),
+                            type_comment=None)
+        for stmt in [start] + body:
+            for new in gast.walk(stmt):
+                gast.copy_location(new, node)
+            self.statement(stmt)
+        for n in targets:
+            if n in saved:
+                self.env[n] = saved[n]
+            else:
+                self.env.pop(n, None)
+        return self.env[result]
+
+    def expr_IfExp(self, node, target):
+        """`a if c else b`: an if statement assigning one value (only one side runs)."""
+        result = self.fresh(target or "t")
+        self.locals.add(result)
+        store = lambda: gast.Name(id=result, ctx=gast.Store(), annotation=None, type_comment=None)
+        branch = gast.If(test=node.test,
+                         body=[gast.Assign(targets=[store()], value=node.body, type_comment=None)],
+                         orelse=[gast.Assign(targets=[store()], value=node.orelse,
+                                             type_comment=None)])
+        for new in gast.walk(branch):
+            gast.copy_location(new, node)
+        self.branch(branch)
+        return self.env[result]
+
+    def expr_BoolOp(self, node, target):
+        """`a and b`, `a or b` on conditions: np.logical_and / np.logical_or (both sides
+        are evaluated: conditions here have no side effects)."""
+        prim = np.logical_and if isinstance(node.op, gast.And) else np.logical_or
+        atom = self.expr(node.values[0])
+        for value in node.values[1:]:
+            atom = self.emit(prim, (atom, self.expr(value)), node=node)
+        return atom
 
     def expr_Compare(self, node, target):
         left, right = self.expr(node.left), self.expr(node.comparators[0])
@@ -493,6 +623,9 @@ class Normalizer:
         if isinstance(func, gast.Attribute) and not self.is_global_chain(func):
             receiver = self.expr(func.value)
             if func.attr == "pop" and not args:
+                if isinstance(receiver, Seq) and isinstance(func.value, gast.Name):
+                    self.env[func.value.id] = Seq(receiver.items[:-1], receiver.kind)
+                    return receiver.items[-1]
                 return self.emit(POP, [receiver], target=target, node=node)
             prim = METHODS.get(func.attr)
             if prim is None:
@@ -503,10 +636,16 @@ class Normalizer:
             return self.emit(prim, [receiver] + args, kwargs, target, node)
         obj = self.resolve(func)
         prim = canonical(obj)
-        if registry.lookup(prim) is None and isinstance(obj, types.FunctionType):
+        rule = registry.lookup(prim)
+        if rule is None and isinstance(obj, types.FunctionType):
             return self.inline(obj, args, kwargs, target, node)
-        if registry.lookup(prim) is None:
+        if rule is None:
             raise self.no_rule(func, obj)
+        if args and isinstance(args[0], Seq) and args[0].kind == "list" and not rule.nondiff \
+                and rule.params and rule.params[0][0] in ARRAY_PARAMS \
+                and any(isinstance(a, Var) for a in args[0].items):
+            # np.sum([a, b]): NumPy makes one array of the list first.
+            args = [self.emit(np.stack, (args[0],), node=node)] + list(args[1:])
         var = self.emit(prim, args, kwargs, target, node)
         if spell(prim) is None and not isinstance(prim, Special):
             # A user's primitive: generated code calls it by the user's own spelling.

@@ -125,4 +125,5 @@ nondiff(np.sign, np.floor, np.ceil, np.trunc, np.rint, np.round,
 
 # Constructors that copy values: fine on constants; on a computed value they would lose its
 # derivative, so the compiler refuses that (see analysis.active_values).
-nondiff(np.array, np.asarray, np.ascontiguousarray, constant_args=True)
+nondiff(np.array, np.asarray, np.ascontiguousarray, builtins.min, builtins.max, builtins.int,
+        builtins.round, constant_args=True)
