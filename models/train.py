@@ -23,26 +23,29 @@ from models import checkpoint, data, mlp
 from models.optim import Adam, leaves, lr_schedule
 
 # Values every run starts from; a preset overrides some, explicit flags override both.
+# threads=1: one BLAS thread. These matrices are small, so a second thread gains little, and
+# when anything else runs on the 2 cores, spinning OpenBLAS threads made a GPT step 7x slower
+# (2.75 s against 0.38 s) and an MLP step 60x slower.
 BASE = dict(model="gpt", n_layer=4, n_embd=128, n_head=4, block_size=64, hidden=128,
             activation="tanh", steps=1000, batch_size=32, lr=1e-3, weight_decay=0.0, clip=1.0,
             warmup=50, seed=0, dtype="float32", data=None, out=None, eval_every=100,
-            eval_batches=10, checkpoint_every=100, sample_chars=500, threads=0)
+            eval_batches=10, checkpoint_every=100, sample_chars=500, threads=1)
 
 PRESETS = {
     # Digits MLP: ~1 ms a step, so a thousand steps take seconds.
-    # One BLAS thread: its 64x128 products are too small to share out, and on a busy machine
-    # two spinning OpenBLAS threads made a step 60x slower.
     "mlp": dict(model="mlp", hidden=128, steps=1000, batch_size=64, lr=3e-3, warmup=50,
-                weight_decay=1e-4, eval_every=100, checkpoint_every=250, threads=1),
-    # Must finish within 10 minutes on 2 cores. Measured: ~0.45-0.5 s a step (2,048 tokens), a
-    # 15 s one-off compile, ~4 s an evaluation: 800 steps take about 8 minutes.
+                weight_decay=1e-4, eval_every=100, checkpoint_every=250),
+    # Must finish within 10 minutes on 2 cores. Measured: 1,000 steps in 5 min 4 s all told on
+    # a quiet machine (0.28 s a step of 2,048 tokens, 2 s for the first: the compile; val loss
+    # 1.76); steps took 0.53 s while other jobs shared the cores, which still fits in ~9.5 min.
     "default": dict(model="gpt", n_layer=4, n_embd=128, n_head=4, block_size=64, batch_size=32,
-                    steps=800, lr=2e-3, warmup=50, weight_decay=0.1, clip=1.0, eval_every=100,
+                    steps=1000, lr=2e-3, warmup=50, weight_decay=0.1, clip=1.0, eval_every=100,
                     eval_batches=10, checkpoint_every=100),
-    # About an hour: the same width with twice the context (~0.75 s a step) and ~20 tokens per
-    # parameter, the compute-optimal ratio, rather than a wider model seeing too little text.
+    # Up to an hour: the same width with twice the context (measured 2x the cost a step, so
+    # ~0.57 s when quiet: ~40 min) and ~20 tokens per parameter, the compute-optimal ratio,
+    # rather than a wider model that would see too little text in the time.
     "long": dict(model="gpt", n_layer=4, n_embd=128, n_head=4, block_size=128, batch_size=32,
-                 steps=3500, lr=1.5e-3, warmup=100, weight_decay=0.1, clip=1.0, eval_every=250,
+                 steps=4000, lr=1.5e-3, warmup=100, weight_decay=0.1, clip=1.0, eval_every=250,
                  eval_batches=20, checkpoint_every=250),
 }
 
@@ -256,6 +259,24 @@ def train(cfg, resume=False, progress=True, on_step=None):
         return _train(cfg, resume, progress, on_step)
 
 
+def _due(done, every, total):
+    return done == total or (every > 0 and done % every == 0)
+
+
+def _restore(state, cfg, params, opt, rng, ckpt_path):
+    """Load a checkpoint into the live params, optimizer and RNG, refusing a different model."""
+    bad = [k for k in SHAPE_KEYS if state["config"].get(k) != cfg[k]]
+    shapes = [p.shape for p in leaves(params)] != [p.shape for p in leaves(state["params"])]
+    if bad or shapes:
+        diff = ", ".join(f"{k} {state['config'].get(k)} != {cfg[k]}" for k in bad) or \
+            "parameter shapes (another --data vocabulary?)"
+        raise SystemExit(f"--resume: {ckpt_path} belongs to a different model: {diff}")
+    for dst, src in zip(leaves(params), leaves(state["params"])):
+        dst[...] = src
+    opt.load_state_dict(state["opt_state"])
+    rng.bit_generator.state = state["rng_state"]
+
+
 def _train(cfg, resume, progress, on_step):
     t_start = time.perf_counter()
     out = Path(cfg["out"])
@@ -265,36 +286,30 @@ def _train(cfg, resume, progress, on_step):
     params = task.params
     opt = Adam(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"], clip=cfg["clip"])
     rng = np.random.default_rng(cfg["seed"])  # the batch sampler's, saved in checkpoints
-    start, history, time_before, wall_before = 0, {"train": [], "eval": []}, 0.0, 0.0
+    start, history = 0, {"train": [], "eval": []}
+    # Timing carried across resumes. The first step of each process is timed apart: it
+    # includes s2s_ad's one-off transformation and compile.
+    clock = {"wall": 0.0, "train": 0.0, "timed_steps": 0, "first_steps": 0.0}
 
     if resume and ckpt_path.exists():
         state = checkpoint.load(ckpt_path)
-        bad = [k for k in SHAPE_KEYS if state["config"].get(k) != cfg[k]]
-        if bad:
-            raise SystemExit(f"--resume: {ckpt_path} was trained with a different "
-                             + ", ".join(f"{k} ({state['config'].get(k)} != {cfg[k]})" for k in bad))
-        for dst, src in zip(leaves(params), leaves(state["params"])):
-            dst[...] = src
-        opt.load_state_dict(state["opt_state"])
-        rng.bit_generator.state = state["rng_state"]
-        start = state["step"]
-        history = state["extra"]["history"]
-        time_before = state["extra"]["train_time"]
-        wall_before = state["extra"]["wall_time"]
+        _restore(state, cfg, params, opt, rng, ckpt_path)
+        start, history, clock = state["step"], state["extra"]["history"], state["extra"]["clock"]
         print(f"resumed from {ckpt_path} at step {start}", file=sys.stderr)
     elif resume:
         print(f"--resume: no {ckpt_path} yet, starting from scratch", file=sys.stderr)
+    wall_before = clock["wall"]
 
     def save(step):
+        clock["wall"] = wall_before + time.perf_counter() - t_start
         checkpoint.save(ckpt_path, params, opt.state_dict(), step, rng.bit_generator.state, cfg,
-                        extra={"history": history, "train_time": time_before + train_time,
-                               "wall_time": wall_before + time.perf_counter() - t_start})
+                        extra={"history": history, "clock": clock})
 
     n_params = sum(p.size for p in leaves(params))
     print(f"{cfg['model']} ({cfg['preset']}): {n_params:,} parameters, {cfg['dtype']}, "
           f"{cfg['steps']} steps, out {out}", file=sys.stderr)
     bar = _progress(cfg["steps"], start, progress)
-    train_time, rate = 0.0, None
+    rate = None
     try:
         for step in range(start, cfg["steps"]):
             t0 = time.perf_counter()
@@ -303,25 +318,27 @@ def _train(cfg, resume, progress, on_step):
             loss, grads = task.step_grad(params, batch)
             opt.step(params, grads, lr)
             dt = time.perf_counter() - t0
-            train_time += dt
             loss = float(loss)
             if not np.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss} at step {step}: lower --lr or set --clip")
             history["train"].append([step, loss])
-            # Rate over recent steps, from the second on (the first includes s2s_ad's compile).
-            if step > start:
-                r = task.items_per_step / dt
-                rate = r if rate is None else 0.9 * rate + 0.1 * r
+            if step == start:
+                clock["first_steps"] += dt
+            else:
+                clock["train"] += dt
+                clock["timed_steps"] += 1
+                rate = task.items_per_step / dt if rate is None else \
+                    0.9 * rate + 0.1 * task.items_per_step / dt
             speed = f" {rate:,.0f} {task.unit}/s" if rate else ""
             bar.set_postfix_str(f"loss {loss:.3f} lr {lr:.1e}{speed}", refresh=False)
             bar.update(1)
             done = step + 1
-            if done % cfg["eval_every"] == 0 or done == cfg["steps"]:
+            if _due(done, cfg["eval_every"], cfg["steps"]):
                 ev = {"step": done, **task.evaluate(params)}
                 history["eval"].append(ev)
-                bar.write("step {step:>6}  ".format(**ev)
+                bar.write(f"step {done:>6}  "
                           + "  ".join(f"{k} {v:.4f}" for k, v in ev.items() if k != "step"))
-            if done % cfg["checkpoint_every"] == 0 or done == cfg["steps"]:
+            if _due(done, cfg["checkpoint_every"], cfg["steps"]):
                 save(done)
             if on_step is not None:
                 on_step(done)
@@ -334,19 +351,20 @@ def _train(cfg, resume, progress, on_step):
     if not history["eval"] or history["eval"][-1]["step"] != cfg["steps"]:
         history["eval"].append({"step": cfg["steps"], **task.evaluate(params)})
     final = history["eval"][-1]
-    total_train_time = time_before + train_time
-    steps_timed = cfg["steps"]  # every step was timed once, in this run or a resumed one
     metrics = {
         "model": cfg["model"], "preset": cfg["preset"], "steps": cfg["steps"],
         "n_params": int(n_params),
         **{f"final_{k}": v for k, v in final.items() if k != "step"},
-        "train_time_s": round(total_train_time, 3),
         "wall_time_s": round(wall_before + time.perf_counter() - t_start, 3),
-        f"{task.unit}_per_s": round(steps_timed * task.items_per_step / max(total_train_time, 1e-9), 1),
+        "train_time_s": round(clock["train"] + clock["first_steps"], 3),
+        "first_step_s": round(clock["first_steps"], 3),  # includes the gradient's compile
+        # Steady-state throughput: steps after the first of each process.
+        f"{task.unit}_per_s": round(clock["timed_steps"] * task.items_per_step
+                                    / max(clock["train"], 1e-9), 1),
         "config": cfg,
     }
     metrics.update(task.finish(params, cfg, out))
-    title = (f"{cfg['model']} ({cfg['preset']}): final val loss {final['val_loss']:.3f}")
+    title = f"{cfg['model']} ({cfg['preset']}): final val loss {final['val_loss']:.3f}"
     if plot_losses(history, out / "loss.png", title):
         metrics["loss_plot"] = str(out / "loss.png")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
