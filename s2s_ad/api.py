@@ -131,9 +131,15 @@ class Transformed:
         for name in self._wrt_names:
             _check_differentiable(name, args[program.params.index(name)])
         infos, value = specialize.record(program, args, previous)
-        unroll = specialize.loops_to_unroll(program, infos)
-        if unroll:
-            program, scope = normalize(source, unroll)
+        known = {}
+        for _ in range(6):  # unrolling can reveal more to unroll or decide: repeat
+            found = specialize.hints(program, infos)
+            if all(known.get(k) == v for k, v in found.items()):
+                break
+            known.update(found)
+            program, scope = normalize(source, known)
+            if inner_scope is not None:
+                scope = Scopes([scope, inner_scope])
             infos, value = specialize.record(program, args, previous)
         program = specialize.guard_unrecorded(program, infos)
         out = specialize.atom_info(program.result, infos, program.env)

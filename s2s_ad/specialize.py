@@ -231,6 +231,61 @@ def signature(value):
     return t
 
 
+def hints(program, infos):
+    """What the next normalization can fix from this one's recording: loops to unroll
+    and branches whose condition the specialisation decides."""
+    found = loops_to_unroll(program, infos)
+    found.update(decided_branches(program, infos))
+    return found
+
+
+# Primitives whose result is fixed by fixed inputs; shapes are fixed by the signature.
+_FIXED_FROM_SHAPES = {"shape", "ndim", "size", "dtype"}
+
+
+def fixed_values(program, infos):
+    """Names whose value is the same for every call with this signature: int, bool and
+    str arguments, shapes, and what is computed from them alone."""
+    from .ir import walk_ops, op_vars, Loop, walk_loops
+    from .primitives import ATTRIBUTE, BINOPS, COMPARES, LEN, UNARY
+    import numpy as _np
+    pure = set(BINOPS.values()) | set(COMPARES.values()) | set(UNARY.values()) | {
+        INDEX, LEN, _np.logical_and, _np.logical_or, _np.ndim, _np.shape}
+    fixed = {p for p in program.params if infos[p].kind in ("int", "bool", "str", "none")}
+    varying_loops = {l.index for l in walk_loops(program.body) if l.condition is None}
+    for op in walk_ops(program.body):
+        if op.target in infos and infos[op.target].kind in ("int", "bool", "str", "none",
+                                                             "tuple", "array") \
+                and not infos[op.target].dynamic:
+            if op.prim is ATTRIBUTE and op.args[1].value in _FIXED_FROM_SHAPES:
+                fixed.add(op.target)
+            elif op.prim is LEN and isinstance(op.args[0], Var) and not infos[op.args[0].name].dynamic:
+                fixed.add(op.target)
+            elif op.prim in pure and all(n in fixed for n in op_vars(op)) \
+                    and not any(n in varying_loops for n in op_vars(op)):
+                if op.prim is not INDEX or infos[op.args[0].name].kind in ("tuple", "list") \
+                        if isinstance(op.args[0], Var) else True:
+                    fixed.add(op.target)
+    return fixed
+
+
+def decided_branches(program, infos):
+    """{branch site: taken?} for branches whose condition is a fixed value."""
+    from .ir import walk_loops
+    fixed = fixed_values(program, infos)
+    decided = {}
+    for loop in walk_loops(program.body):
+        cond = loop.condition
+        if cond is None or loop.site in decided:
+            continue
+        if isinstance(cond, Const):
+            decided[loop.site] = bool(cond.value)
+        elif isinstance(cond, Var) and cond.name in fixed and infos[cond.name].value is not None \
+                and infos[cond.name].kind in ("bool", "int", "array", "str", "none"):
+            decided[loop.site] = bool(infos[cond.name].value)
+    return decided
+
+
 def loops_to_unroll(program, infos):
     """{loop site: index values} for loops whose body picks items of a list, tuple or
     dict by the loop index (`params["blocks"][i]`): those are unrolled."""

@@ -291,9 +291,19 @@ class Normalizer:
         """`if test: ... else: ...` as two blocks that run at most once: `if test:` and
         `if not test:`, with the loop's machinery for values they reassign."""
         test = self.expr(node.test)
-        self.block(node.body, node, self.fresh("_then"), (), condition=test)
+        place = (self.src.filename, self.src.line(node), node.col_offset, "if")
+        self.sites[place] = self.sites.get(place, -1) + 1
+        site = place + (self.sites[place],)
+        if site in self.unroll:
+            # A condition fixed by the specialisation (shapes, int and str arguments):
+            # only the branch taken is read.
+            for stmt in node.body if self.unroll[site] else node.orelse:
+                self.statement(stmt)
+            return
+        self.block(node.body, node, self.fresh("_then"), (), condition=test, site=site)
         if node.orelse:
-            self.block(node.orelse, node, self.fresh("_else"), (), condition=test, negate=True)
+            self.block(node.orelse, node, self.fresh("_else"), (), condition=test, negate=True,
+                       site=site)
 
     def block(self, stmts, node, index, args, site=None, backwards=False, condition=None,
               negate=False):
@@ -766,5 +776,6 @@ class Normalizer:
 
 
 def normalize(source, unroll=None):
-    """(Program, Scope) for a fenced Source; loops at the sites in `unroll` are unrolled."""
+    """(Program, Scope) for a fenced Source. `unroll` maps loop sites to the index values to
+    unroll them with, and branch sites to the branch a fixed condition takes."""
     return Normalizer(source, unroll).run()
