@@ -1,6 +1,8 @@
 """Which values carry derivatives: active = depends on a `wrt` argument (varied) and
 reaches the output (useful), and is of a floating type. Code for the adjoint is made for
 active values only. Loops make both a fixed point."""
+import dataclasses
+
 from .ir import Loop, atom_vars, op_vars, walk_ops, with_body
 from .primitives import POP, UNRECORDED, name_of
 from .rules import lookup
@@ -45,16 +47,18 @@ def prune(body, needed):
     kept = []
     for stmt in reversed(body):
         if isinstance(stmt, Loop):
-            inner = None
+            if stmt.test is not None:  # a while loop always runs: its test is needed
+                needed.update(atom_vars(stmt.test))
             while True:  # a loop feeds itself: repeat until what it needs settles
                 before = set(needed)
                 inner = prune(stmt.body, needed)
+                test_body = prune(stmt.test_body, needed)
                 if needed == before:
                     break
-            if inner:
+            if inner or stmt.test is not None:
                 needed.update(n for a in stmt.range_args for n in atom_vars(a))
                 needed.update(atom_vars(stmt.condition))
-                kept.append(with_body(stmt, inner))
+                kept.append(dataclasses.replace(stmt, body=inner, test_body=test_body))
         elif stmt.target in needed or stmt.prim in (POP, UNRECORDED):
             kept.append(stmt)   # a pop is kept whatever it gives: the stack must stay aligned
             needed.update(op_vars(stmt))

@@ -91,3 +91,9 @@ def load_names(node):
 def stored_names(node):
     return {n.id for n in gast.walk(node)
             if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}
+
+
+def unparse_key(node):
+    """A node's source text, to compare trees."""
+    import ast
+    return ast.unparse(ast.fix_missing_locations(gast.gast_to_ast(node)))

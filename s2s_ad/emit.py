@@ -77,6 +77,8 @@ class LoopBlock:
 def loop_header(loop, reverse=False):
     """(target, iterable) of an ir.Loop's `for`, or of the loop that walks it backwards."""
     from .ir import Const
+    if loop.test is not None and reverse:  # a while loop walked back: its counted iterations
+        return "_", astb.call("reversed", [astb.call("range", [astb.name(loop.counter)])])
     if loop.condition is not None:  # a branch: `if c:` / `if not c:`, in either direction
         test = render(loop.condition)
         return None, gast.UnaryOp(op=gast.Not(), operand=test) if loop.negate else test
@@ -91,6 +93,21 @@ def loop_header(loop, reverse=False):
     return loop.index, astb.call("reversed", [it]) if reverse != loop.reverse else it
 
 
+WHILE = "while"
+
+
+def loop_block(loop, body_blocks, comment=None, test_blocks=()):
+    """The LoopBlock of an ir.Loop: `for`, `if`, or `while True:` that computes its test,
+    breaks when it fails, then runs the body."""
+    if loop.test is not None:
+        stop = gast.If(test=gast.UnaryOp(op=gast.Not(), operand=render(loop.test)),
+                       body=[gast.Break()], orelse=[])
+        return LoopBlock(WHILE, astb.const(True),
+                         list(test_blocks) + [(None, [stop])] + list(body_blocks), comment)
+    target, it = loop_header(loop)
+    return LoopBlock(target, it, body_blocks, comment)
+
+
 def ops_to_blocks(body, comment_of, stmt_of=None):
     """Blocks of a structured body (ops and loops), one comment per source line."""
     stmt_of = stmt_of or op_stmt
@@ -98,9 +115,9 @@ def ops_to_blocks(body, comment_of, stmt_of=None):
     blocks = []
     for stmt in body:
         if isinstance(stmt, Loop):
-            target, it = loop_header(stmt)
-            blocks.append(LoopBlock(target, it, ops_to_blocks(stmt.body, comment_of, stmt_of),
-                                    comment_of(stmt)))
+            blocks.append(loop_block(stmt, ops_to_blocks(stmt.body, comment_of, stmt_of),
+                                     comment_of(stmt),
+                                     ops_to_blocks(stmt.test_body, comment_of, stmt_of)))
             continue
         comment = comment_of(stmt)
         made = stmt_of(stmt)
@@ -120,6 +137,8 @@ def _lines(blocks, indent):
                 out.append(indent + "# " + block.comment)
             if block.target is None:
                 out.append(f"{indent}if {unparse(block.iter)}:")
+            elif block.target == WHILE:
+                out.append(f"{indent}while True:")
             else:
                 out.append(f"{indent}for {block.target} in {unparse(block.iter)}:")
             inner = _lines(block.blocks, indent + "    ")

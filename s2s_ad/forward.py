@@ -12,7 +12,7 @@ import numpy as np
 
 from . import astb
 from .analysis import active_values, prune
-from .emit import LoopBlock, function_source, loop_header, op_stmt
+from .emit import LoopBlock, function_source, loop_block, loop_header, op_stmt
 from .errors import TransformError
 from .ir import Const, Loop, Op, Seq, Var, atom_vars, render, walk_ops
 from .primitives import APPEND, EFFECTS, POP, UNRECORDED
@@ -61,16 +61,18 @@ class ForwardMode:
                           and c in self.plain_defs]
                 if starts:
                     out.append((None, starts))
-                target, it = loop_header(stmt)
                 outer, self.in_branch = self.in_branch, self.in_branch or stmt.condition is not None
-                out.append(LoopBlock(target, it, self.blocks(stmt.body),
-                                     f"{self.p.where(stmt)}  {self.p.line_text(stmt)}"))
+                out.append(loop_block(stmt, self.blocks(stmt.body),
+                                      f"{self.p.where(stmt)}  {self.p.line_text(stmt)}",
+                                      self.blocks(stmt.test_body)))
                 self.in_branch = outer
                 continue
             stmts = [op_stmt(stmt)]
             if not self.in_branch:
                 self.plain_defs.add(stmt.target)
-            if stmt.target in self.active:
+            if stmt.prim is POP and stmt.args[0].name in self.active:
+                stmts += self.effect_tangent(stmt)  # even if unused: the stacks stay aligned
+            elif stmt.target in self.active:
                 stmts += self.tangent(stmt)
             comment = f"{self.p.where(stmt)}  {self.p.line_text(stmt)}"
             if out and isinstance(out[-1], tuple) and out[-1][0] == comment:

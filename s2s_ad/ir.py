@@ -80,6 +80,9 @@ class Loop:
     reverse: bool = False        # for i in reversed(range(...))
     condition: Any = None        # a branch: `if condition:` (runs once or not at all)
     negate: bool = False         # `if not condition:` (an else branch)
+    test: Any = None             # a while loop: runs while `test`, computed by `test_body`
+    test_body: list = field(default_factory=list)
+    counter: str = None          # a while loop's iteration count, kept for the backward sweep
 
 
 def with_body(loop, body):
@@ -92,6 +95,7 @@ def walk_ops(body):
     """Every Op of a body, loops included, in program order."""
     for stmt in body:
         if isinstance(stmt, Loop):
+            yield from walk_ops(stmt.test_body)
             yield from walk_ops(stmt.body)
         else:
             yield stmt
@@ -100,9 +104,12 @@ def walk_ops(body):
 def loop_vars(loop):
     """Names a loop reads from outside: its range and the free reads of its body."""
     defined = {loop.index} | {op.target for op in walk_ops(loop.body)} | \
+        {op.target for op in walk_ops(loop.test_body)} | \
         {l.index for l in walk_loops(loop.body)}
-    reads = [n for a in loop.range_args for n in atom_vars(a)] + atom_vars(loop.condition)
+    reads = [n for a in loop.range_args for n in atom_vars(a)] + atom_vars(loop.condition) \
+        + atom_vars(loop.test)
     reads += [n for op in walk_ops(loop.body) for n in op_vars(op)]
+    reads += [n for op in walk_ops(loop.test_body) for n in op_vars(op)]
     for inner in walk_loops(loop.body):
         reads += [n for a in inner.range_args for n in atom_vars(a)] + atom_vars(inner.condition)
     return [n for n in reads if n not in defined or n in loop.carried]
@@ -111,7 +118,7 @@ def loop_vars(loop):
 def own_defs(loop):
     """Names the loop's body defines at its own level (nested loops' carried values and
     exports included, their bodies' other values not)."""
-    names = set()
+    names = {op.target for op in walk_ops(loop.test_body)}
     for stmt in loop.body:
         if isinstance(stmt, Loop):
             names.update(stmt.carried)

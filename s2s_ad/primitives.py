@@ -113,7 +113,11 @@ def spell(obj):
                     _SPELLING.setdefault(_key(value), f"{prefix}.{key}")
         # Prefer the common names where NumPy has aliases.
         for value, text in ((np.true_divide, "np.divide"), (np.abs, "np.abs"),
-                            (np.max, "np.max"), (np.min, "np.min"), (np.power, "np.power")):
+                            (np.max, "np.max"), (np.min, "np.min"), (np.power, "np.power"),
+                            (np.transpose, "np.transpose"), (np.concatenate, "np.concatenate"),
+                            (np.arccos, "np.arccos"), (np.arcsin, "np.arcsin"),
+                            (np.arctan, "np.arctan"), (np.arctan2, "np.arctan2"),
+                            (np.arcsinh, "np.arcsinh"), (np.arctanh, "np.arctanh")):
             _SPELLING[_key(value)] = text
     if not _hashable(obj):
         return None

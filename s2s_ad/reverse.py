@@ -17,7 +17,7 @@ from . import astb
 import os
 
 from .analysis import active_values, prune
-from .emit import LoopBlock, loop_header
+from .emit import LoopBlock, loop_block, loop_header
 from .ir import Loop, loop_vars, own_defs, walk_loops, walk_ops
 from .errors import TransformError
 from .ir import Const, Global, Op, Seq, Var, render
@@ -134,13 +134,18 @@ class ReverseMode:
         stacks the forward sweep pushed them on; adjoints of carried values travel from one
         iteration to the one before; adjoints of values from outside the loop accumulate."""
         pre = self.stmts = []
+        for op in walk_ops(loop.test_body):
+            if op.target in self.active:
+                raise self.error(op, "a while loop's condition computes a value the result "
+                                     "depends on", "compute it in the loop's body")
         # Pending contributions may read names the loop below reassigns (popped values,
         # carried adjoints): write them out now.
         for key in list(self.contribs):
             self.flush(key)
         carried = [c for c in loop.carried + loop.exported
                    if c in self.active and c not in self.accumulators]
-        defined = {op.target for op in walk_ops(loop.body)} | {l.index for l in walk_loops(loop.body)}
+        defined = {op.target for op in walk_ops(loop.body)} | {l.index for l in walk_loops(loop.body)} \
+            | {op.target for op in walk_ops(loop.test_body)}
         outer = sorted({n for n in loop_vars(loop) if n in self.active and n not in defined
                         and n not in self.accumulators and n not in carried})
         for name in carried + outer:
@@ -161,8 +166,7 @@ class ReverseMode:
             self.contribs[name] = [Contribution(astb.name(self.bar(name)), self.infos[name].shape)]
         if tail:
             body_blocks.append((None, tail))
-        reads = set().union(*[astb.load_names(s) for s in _flat(body_blocks)])
-        reads |= set().union(*[astb.load_names(b.iter) for b in _loop_blocks(body_blocks)])
+        reads = _reads(body_blocks)
         pops = sorted(n for n in reads if n in own_defs(loop) or n in loop.carried)
         self.pushes[loop.index] = pops
         pop_stmts = [astb.assign(n, astb.call(astb.attr(astb.name(n + "_stack"), "pop"), []))
@@ -560,7 +564,7 @@ def adjoint_source(program, infos, wrt, with_value, as_tuple, seed=None):
     grad_expr = astb.tuple_(grads) if as_tuple else grads[0]
     returned = astb.tuple_([render(program.result), grad_expr]) if with_value else grad_expr
     final = final + [astb.ret(returned)]
-    sweep_reads = set().union(*[astb.load_names(s) for s in _flat(mode.blocks) + final[:-1]])
+    sweep_reads = _reads(mode.blocks) | set().union(*[astb.load_names(s) for s in final[:-1]])
     needed = sweep_reads | astb.load_names(final[-1])
     needed |= {n for names in mode.pushes.values() for n in names}
     forward = prune(program.body, needed)
@@ -625,9 +629,13 @@ def forward_blocks(body, pushes, comment_of):
             body_blocks = forward_blocks(body, pushes, comment_of)
             if push:
                 body_blocks.append((None, push))
+            if stmt.test is not None:  # count the iterations, to walk them back
+                body_blocks.append((None, [astb.assign(stmt.counter, astb.binop(
+                    astb.name(stmt.counter), gast.Add(), astb.const(1)))]))
+                blocks.append((None, [astb.assign(stmt.counter, astb.const(0))]))
             body_blocks += forward_blocks(copies, pushes, comment_of)
-            target, it = loop_header(stmt)
-            blocks.append(LoopBlock(target, it, body_blocks, comment_of(stmt)))
+            blocks.append(loop_block(stmt, body_blocks, comment_of(stmt),
+                                     forward_blocks(stmt.test_body, pushes, comment_of)))
             continue
         comment = comment_of(stmt)
         if blocks and isinstance(blocks[-1], tuple) and blocks[-1][0] == comment:
@@ -645,6 +653,12 @@ def _text(node):
 def _plain(stmt):
     return isinstance(stmt, Op) and stmt.prim is not COPY and stmt.prim not in EFFECTS \
         and stmt.prim is not NEWLIST
+
+
+def _reads(blocks):
+    """Every name the blocks read, in statements and in loop and branch headers."""
+    names = set().union(*[astb.load_names(s) for s in _flat(blocks)])
+    return names.union(*[astb.load_names(b.iter) for b in _loop_blocks(blocks)])
 
 
 def _loop_blocks(blocks):

@@ -126,7 +126,8 @@ def record(program, args, previous=None):
     def with_index(body):
         for stmt in body:
             if isinstance(stmt, Loop):
-                head = [_IndexRecord(stmt.index, branch=stmt.condition is not None)]
+                head = [_IndexRecord(stmt.index, branch=stmt.condition is not None
+                                     or stmt.test is not None)]
                 stmt = with_body(stmt, head + list(with_index(stmt.body)))
             yield stmt
     body = list(with_index(program.body))
@@ -141,8 +142,8 @@ def record(program, args, previous=None):
         if loop.index not in seen:  # not entered on this call
             if previous is not None and loop.index in previous:
                 infos[loop.index] = previous[loop.index]
-        elif loop.condition is not None:
-            infos[loop.index] = Info("bool", value=True)   # the branch was taken
+        elif loop.condition is not None or loop.test is not None:
+            infos[loop.index] = Info("bool", value=True)   # the branch (or loop) was entered
         else:
             infos[loop.index] = Info("int", value=None if loop.index in varying
                                      else seen.get(loop.index))
@@ -295,7 +296,7 @@ def loops_to_unroll(program, infos):
     read_lists = {n for op in walk_ops(program.body) if op.prim not in (APPEND, POP)
                   for n in _vars(op)}
     for loop in walk_loops(program.body):
-        if loop.condition is not None:
+        if loop.condition is not None or loop.test is not None:
             continue
         inside = {op.target for op in walk_ops(loop.body) if op.prim is not APPEND}
         picks = any(op.prim is INDEX and isinstance(op.args[0], Var)

@@ -137,3 +137,39 @@ def ifexp_and_boolop(x, k):
     y = x * 2.0 if np.sum(x) > 0 and k > 0 else np.sin(x)
     z = y if not (np.max(x) > 5.0 or k > 10) else -y
     return np.sum(z * x)
+
+
+def while_halving(x):
+    n = 0
+    while np.sum(x * x) > 1.0:
+        x = x * 0.5
+        n = n + 1
+    return np.sum(np.sin(x)) * (n + 1.0)
+
+
+def break_when_small(x, W):
+    for i in range(10):
+        x = np.tanh(x @ W)
+        if np.max(np.abs(x)) < 0.3:
+            break
+        x = x * 1.1
+    return np.sum(x)
+
+
+def continue_on_negative(xs, w):
+    total = 0.0
+    for x in xs:
+        if np.sum(x) < 0:
+            continue
+        total = total + np.sum(x * w)
+    return total
+
+
+def while_with_break(x):
+    k = 0
+    while True:
+        x = np.sin(x) + 0.1
+        k = k + 1
+        if k >= 4 or np.sum(x) > 10.0:
+            break
+    return np.sum(x ** 2)

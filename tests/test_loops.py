@@ -30,6 +30,12 @@ CASES = [
     (L.over_rows, [R.normal(size=(4, 3)), R.normal(size=3)], (0, 1)),
     (L.build_list_then_stack, [R.normal(size=(2, 3)), R.normal(size=(3, 3)) * .5], (0, 1)),
     (L.comprehension, [[R.normal(size=3), R.normal(size=3)], R.normal(size=3)], (0, 1)),
+    (L.while_halving, [R.uniform(1, 2, size=3)], (0,)),
+    (L.break_when_small, [R.normal(size=(2, 3)), R.normal(size=(3, 3)) * 0.3], (0, 1)),
+    (L.break_when_small, [R.normal(size=(2, 3)), R.normal(size=(3, 3)) * 1.5], (0, 1)),
+    (L.continue_on_negative, [[R.uniform(0.1, 1, size=3), -R.uniform(0.1, 1, size=3),
+                               R.uniform(0.1, 1, size=3)], R.normal(size=3)], (0, 1)),
+    (L.while_with_break, [R.normal(size=3)], (0,)),
     (L.ifexp_and_boolop, [R.uniform(0.5, 1, size=4), 1], (0,)),
     (L.ifexp_and_boolop, [-R.uniform(0.5, 1, size=4), 1], (0,)),
 ]

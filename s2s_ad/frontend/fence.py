@@ -7,11 +7,9 @@ import gast
 
 from ..primitives import BINOPS, COMPARES
 
-_LOOP = ("`while` loops, `break` and `continue` are not supported yet",
-         "use `for i in range(n)` with a fixed number of iterations, and np.where to skip work")
+_LOOP = ("`async for` is not supported", "use a plain for loop")
 ADVICE = {
-    gast.While: _LOOP, gast.AsyncFor: _LOOP,
-    gast.Break: _LOOP, gast.Continue: _LOOP,
+    gast.AsyncFor: _LOOP,
     gast.GeneratorExp: ("generator expressions are not supported", "write the elements out"),
     gast.SetComp: ("set comprehensions are not supported", "use arrays"),
     gast.DictComp: ("dict comprehensions are not supported yet", "write the entries out"),
@@ -49,7 +47,7 @@ ADVICE = {
 
 _ALLOWED = (
     gast.Assign, gast.AugAssign, gast.AnnAssign, gast.Return, gast.Expr, gast.Pass, gast.For,
-    gast.If, gast.IfExp, gast.BoolOp, gast.boolop, gast.ListComp, gast.comprehension,
+    gast.If, gast.While, gast.Break, gast.Continue, gast.IfExp, gast.BoolOp, gast.boolop, gast.ListComp, gast.comprehension,
     gast.Name, gast.Constant, gast.BinOp, gast.UnaryOp, gast.Compare, gast.Call,
     gast.keyword, gast.Attribute, gast.Subscript, gast.Slice, gast.Tuple, gast.List,
     gast.expr_context, gast.operator, gast.unaryop, gast.cmpop, gast.Dict,
@@ -121,6 +119,16 @@ class Fence(gast.NodeVisitor):
                                   "side effect?) is not supported",
                             "assign its result, or move it outside the function")
             self.visit(stmt)
+
+    def visit_While(self, node):
+        if node.orelse:
+            self.reject(node, "`while ... else` is not supported", "drop the else branch")
+        for inner in gast.walk(node):
+            if isinstance(inner, gast.Return):
+                self.reject(inner, "`return` inside a loop is not supported yet",
+                            "set a variable, `break`, and return after the loop")
+        self.visit(node.test)
+        self.statements(node.body)
 
     def visit_For(self, node):
         if node.orelse:

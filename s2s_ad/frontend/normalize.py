@@ -69,6 +69,45 @@ def assign_returns(stmts, name):
     return out
 
 
+def has_jump(stmts):
+    """Does a loop body `break` or `continue` (not counting loops nested in it)?"""
+    for stmt in stmts:
+        if isinstance(stmt, (gast.Break, gast.Continue)):
+            return True
+        if isinstance(stmt, gast.If) and (has_jump(stmt.body) or has_jump(stmt.orelse)):
+            return True
+    return False
+
+
+def _guarded(stmts, go, skip):
+    """The body with `break` -> `go = False`, `continue` -> `skip = True`, and the
+    statements after a jump run only `if go and not skip`."""
+    def flag(id_, value):
+        return gast.Assign(targets=[gast.Name(id=id_, ctx=gast.Store(), annotation=None,
+                                              type_comment=None)],
+                           value=gast.Constant(value=value, kind=None), type_comment=None)
+
+    def load(id_):
+        return gast.Name(id=id_, ctx=gast.Load(), annotation=None, type_comment=None)
+    out = []
+    for i, stmt in enumerate(stmts):
+        if isinstance(stmt, gast.Break):
+            return out + [flag(go, False)]
+        if isinstance(stmt, gast.Continue):
+            return out + [flag(skip, True)]
+        if isinstance(stmt, gast.If) and (has_jump(stmt.body) or has_jump(stmt.orelse)):
+            out.append(gast.If(test=stmt.test, body=_guarded(stmt.body, go, skip),
+                               orelse=_guarded(stmt.orelse, go, skip)))
+            rest = stmts[i + 1:]
+            if rest:
+                still = gast.BoolOp(op=gast.And(), values=[
+                    load(go), gast.UnaryOp(op=gast.Not(), operand=load(skip))])
+                out.append(gast.If(test=still, body=_guarded(rest, go, skip), orelse=[]))
+            return out
+        out.append(stmt)
+    return out
+
+
 def _is_range(node):
     return isinstance(node, gast.Call) and isinstance(node.func, gast.Name) \
         and node.func.id in ("range", "reversed")
@@ -113,6 +152,7 @@ class Normalizer:
         self.reads = {}      # (container, constant key) -> the value read, reused
         self.owned = set()   # values made here (np.zeros_like, np.copy, []): may be updated
         self.list_levels = {}  # name of a list literal -> the loop level it was made at
+        self.maybe_unbound = set()  # first assigned in a branch: no value on other paths
         self.levels = [self.ops]               # op lists: the function's, then each loop's
         self.files = {source.filename: source}
         self.scopes = [self.scope]
@@ -208,8 +248,13 @@ class Normalizer:
             value = gast.BinOp(left=load, op=stmt.op, right=stmt.value)
             gast.copy_location(value, stmt)
             self.assign(stmt.target, value)
+        elif isinstance(stmt, (gast.For, gast.While)) and has_jump(stmt.body):
+            for new in self.without_jumps(stmt):
+                self.statement(new)
         elif isinstance(stmt, gast.For):
             self.loop(stmt)
+        elif isinstance(stmt, gast.While):
+            self.block(stmt.body, stmt, self.fresh("_while"), (), test=stmt.test)
         elif isinstance(stmt, gast.If):
             self.branch(stmt)
 
@@ -302,11 +347,44 @@ class Normalizer:
             return
         self.block(node.body, node, self.fresh("_then"), (), condition=test, site=site)
         if node.orelse:
+            # A value first assigned in the `if` branch has no value when the else branch
+            # runs: the else branch assigns the same name, it does not copy it first.
             self.block(node.orelse, node, self.fresh("_else"), (), condition=test, negate=True,
                        site=site)
 
+    def without_jumps(self, node):
+        """A loop with `break` / `continue` on flags: `break` clears `go`, `continue` sets
+        `skip`, and what follows them in the body is guarded by both."""
+        def name(id_, store=False):
+            return gast.Name(id=id_, ctx=gast.Store() if store else gast.Load(),
+                             annotation=None, type_comment=None)
+
+        def let(id_, value):
+            return gast.Assign(targets=[name(id_, store=True)], value=value, type_comment=None)
+        if isinstance(node, gast.For) and not _is_range(node.iter):
+            node = self.over_items(node)
+        go, skip = self.fresh("go"), self.fresh("skip")
+        self.locals.update((go, skip))
+        body = [let(skip, gast.Constant(value=False, kind=None))] + \
+            _guarded(node.body, go, skip)
+        before = [let(go, gast.Constant(value=True, kind=None))]
+        if isinstance(node, gast.For):
+            # A for loop keeps its range (so it can still be unrolled); after a break its
+            # remaining iterations do nothing.
+            loop = gast.For(target=node.target, iter=node.iter,
+                            body=[gast.If(test=name(go), body=body, orelse=[])], orelse=[],
+                            type_comment=None)
+        else:
+            loop = gast.While(test=name(go), body=[gast.If(test=node.test, body=body, orelse=[
+                let(go, gast.Constant(value=False, kind=None))])], orelse=[])
+        out = before + [loop]
+        for stmt in out:
+            for new in gast.walk(stmt):
+                gast.copy_location(new, node)
+        return out
+
     def block(self, stmts, node, index, args, site=None, backwards=False, condition=None,
-              negate=False):
+              negate=False, test=None):
         """A loop body (or a branch): single assignment inside, carried values renamed."""
         target = getattr(node, "target", None)
         loop_var = target.id if isinstance(target, gast.Name) else None
@@ -315,7 +393,9 @@ class Normalizer:
         entry = {}
         for name in sorted(assigned):
             if name in self.env and name != loop_var:
-                entry[name] = self.carried_name(name, node)
+                atom = self.env[name]
+                entry[name] = atom.name if isinstance(atom, Var) and atom.name in self.maybe_unbound \
+                    else self.carried_name(name, node)
         if loop_var is not None:
             self.env[loop_var] = Var(index)
         outer, self.ops = self.ops, []
@@ -327,6 +407,11 @@ class Normalizer:
         self.outer_reads.append(outer_reads)
         self.levels.append(self.ops)
         self.defs.append({index} | set(entry.values()))
+        test_ops, test_atom = [], None
+        if test is not None:  # a while loop: its test runs at the start of every iteration
+            self.ops = self.levels[-1] = test_ops
+            test_atom = self.expr(test)
+            self.ops = self.levels[-1] = []
         for stmt in stmts:
             self.statement(stmt)
         self.levels.pop()
@@ -347,10 +432,16 @@ class Normalizer:
         changing = {Var(n) for n in carried + exported}
         for key in [k for k in self.reads if _mentions(k, changing)]:
             del self.reads[key]
+        if condition is not None:
+            # Assigned only when the branch runs: another branch assigns the same name
+            # rather than copying it first (it may have no value).
+            self.maybe_unbound.update(exported)
         self.ops.append(ir.Loop(index, tuple(args), body, carried, self.src.line(node),
                                 node.col_offset + self.src.col_offset, exported,
                                 file=self.src.filename, site=site, reverse=backwards,
-                                condition=condition, negate=negate))
+                                condition=condition, negate=negate, test=test_atom,
+                                test_body=test_ops,
+                                counter=self.fresh("iterations") if test is not None else None))
 
     def append(self, target, args):
         """xs.append(v): a known list grows by an item; one appended to inside a loop
@@ -387,11 +478,10 @@ class Normalizer:
             del self.reads[key]  # its value changed: nothing computed from it can be reused
 
     def carried_name(self, name, node):
-        """A name of its own for a value carried by a loop (copied if it is shared)."""
+        """A name of its own for a value carried by a loop or a branch: always a new one, so
+        that the loop's updates never overwrite a value that code outside it reads (the
+        backward sweep of that code reads it after the loop has run backwards)."""
         atom = self.env[name]
-        shared = sum(1 for a in self.env.values() if a == atom) > 1
-        if isinstance(atom, Var) and not shared and atom.name not in self.globals:
-            return atom.name
         target = self.new_def(name)
         self.ops.append(Op(target, COPY, (atom,), {}, self.src.line(node),
                            node.col_offset + self.src.col_offset, file=self.src.filename))

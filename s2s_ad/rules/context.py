@@ -76,7 +76,8 @@ class RuleContext:
             return tuple(items) if atom.kind == "tuple" else items
         if isinstance(atom, Var):
             info = self._infos[atom.name]
-            if info.kind in ("int", "bool", "str", "none"):
+            if info.kind in ("int", "bool", "str", "none") and (info.value is not None
+                                                                or info.kind == "none"):
                 return info.value
             if info.kind == "array" and info.shape == () and info.value is not None:
                 return info.value

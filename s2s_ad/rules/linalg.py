@@ -46,6 +46,10 @@ def _matmul_b(ctx):
         return "g @ a"
     if na == 2 and nb == 2:
         return "a.T @ g"
+    if na > 2 and nb == 2 and ctx.static("a"):
+        # A weight applied to a batch: one matrix product over all rows, as by hand.
+        k, m = ctx.shape("b")
+        return f"np.reshape(a, (-1, {k})).T @ np.reshape(g, (-1, {m}))"
     if na >= 2 and nb >= 2:
         k, m = ctx.shape("b")[-2:]
         return f"{_swap('a', na)} @ g", _batched_shape(ctx, k, m)

@@ -234,7 +234,17 @@ def times(g, d):
 
 
 def plus(terms):
-    """t1 + t2 + ..., writing `a + -b` as `a - b`."""
+    """t1 + t2 + ..., writing `a + -b` as `a - b` and `t + t` as `2.0 * t` (x * x gives
+    its adjoint twice)."""
+    counts, order = {}, []
+    for term in terms:
+        key = astb.unparse_key(term)
+        if key not in counts:
+            order.append(term)
+        counts[key] = counts.get(key, 0) + 1
+    terms = [t if counts[astb.unparse_key(t)] == 1 else
+             astb.binop(astb.const(float(counts[astb.unparse_key(t)])), gast.Mult(), t)
+             for t in order]
     total = terms[0]
     for term in terms[1:]:
         if isinstance(term, gast.UnaryOp) and isinstance(term.op, gast.USub):
