@@ -9,6 +9,7 @@ A preset fills in defaults; any flag given on the command line wins. Outputs in 
 checkpoint.npz, loss.png, metrics.json and (gpt) sample.txt.
 """
 import argparse
+import itertools
 import contextlib
 import importlib
 import json
@@ -29,7 +30,7 @@ from models.optim import Adam, leaves, lr_schedule
 BASE = dict(model="gpt", n_layer=4, n_embd=128, n_head=4, block_size=64, hidden=128,
             activation="tanh", steps=1000, batch_size=32, lr=1e-3, weight_decay=0.0, clip=1.0,
             warmup=50, seed=0, dtype="float32", data=None, out=None, eval_every=100,
-            eval_batches=10, checkpoint_every=100, sample_chars=500, threads=1)
+            eval_batches=10, checkpoint_every=100, sample_chars=500, threads=1, time_budget=0)
 
 PRESETS = {
     # Digits MLP: ~1 ms a step, so a thousand steps take seconds.
@@ -38,9 +39,12 @@ PRESETS = {
     # Must finish within 10 minutes on 2 cores. Measured: 1,000 steps in 5 min 4 s all told on
     # a quiet machine (0.28 s a step of 2,048 tokens, 2 s for the first: the compile; val loss
     # 1.76); steps took 0.53 s while other jobs shared the cores, which still fits in ~9.5 min.
+    # The step count is fitted to a time budget (measured over the first steps): at most
+    # `steps`, as many as fit in `time_budget` seconds of training, so that the whole run
+    # stays within 10 minutes on a 2-core machine whatever else shares it.
     "default": dict(model="gpt", n_layer=4, n_embd=128, n_head=4, block_size=64, batch_size=32,
-                    steps=1000, lr=2e-3, warmup=50, weight_decay=0.1, clip=1.0, eval_every=100,
-                    eval_batches=10, checkpoint_every=100),
+                    steps=3000, time_budget=510, lr=2e-3, warmup=50, weight_decay=0.1, clip=1.0,
+                    eval_every=100, eval_batches=10, checkpoint_every=100),
     # Up to an hour: the same width with twice the context (measured 2x the cost a step, so
     # ~0.57 s when quiet: ~40 min) and ~20 tokens per parameter, the compute-optimal ratio,
     # rather than a wider model that would see too little text in the time.
@@ -67,6 +71,8 @@ def parse_args(argv=None):
     g.add_argument("--activation", choices=["tanh", "relu"], help="MLP hidden units")
     g = p.add_argument_group("optimisation")
     g.add_argument("--steps", type=int)
+    g.add_argument("--time-budget", type=float, help="seconds of training to fit the step count "
+                   "to (measured over the first 20 steps; 0: run --steps)")
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float, help="peak learning rate")
     g.add_argument("--weight-decay", type=float, help="decoupled (AdamW) weight decay")
@@ -259,6 +265,16 @@ def train(cfg, resume=False, progress=True, on_step=None):
         return _train(cfg, resume, progress, on_step)
 
 
+def _fit_steps(cfg, step, t_start, clock):
+    """How many steps fit the time budget, from the speed of the steps so far (with a
+    margin for evaluations, checkpoints and the final sample)."""
+    per_step = clock["train"] / max(clock["timed_steps"], 1)
+    left = cfg["time_budget"] - (time.perf_counter() - t_start)
+    evals = per_step * 0.4 * cfg["eval_batches"] / max(cfg["eval_every"], 1)
+    fit = step + 1 + int(left * 0.9 / (per_step + evals))
+    return max(step + 2, min(cfg["steps"], fit))
+
+
 def _due(done, every, total):
     return done == total or (every > 0 and done % every == 0)
 
@@ -295,6 +311,7 @@ def _train(cfg, resume, progress, on_step):
         state = checkpoint.load(ckpt_path)
         _restore(state, cfg, params, opt, rng, ckpt_path)
         start, history, clock = state["step"], state["extra"]["history"], state["extra"]["clock"]
+        cfg["steps"] = clock.get("fitted_steps", cfg["steps"])  # a budget already decided
         print(f"resumed from {ckpt_path} at step {start}", file=sys.stderr)
     elif resume:
         print(f"--resume: no {ckpt_path} yet, starting from scratch", file=sys.stderr)
@@ -311,7 +328,9 @@ def _train(cfg, resume, progress, on_step):
     bar = _progress(cfg["steps"], start, progress)
     rate = None
     try:
-        for step in range(start, cfg["steps"]):
+        for step in itertools.count(start):
+            if step >= cfg["steps"]:  # (read every step: a time budget may shorten the run)
+                break
             t0 = time.perf_counter()
             batch = task.batch(rng)
             lr = lr_schedule(step, cfg["lr"], cfg["warmup"], cfg["steps"])
@@ -322,6 +341,10 @@ def _train(cfg, resume, progress, on_step):
             if not np.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss} at step {step}: lower --lr or set --clip")
             history["train"].append([step, loss])
+            if cfg.get("time_budget") and "fitted_steps" not in clock and step == start + 20:
+                cfg["steps"] = clock["fitted_steps"] = _fit_steps(cfg, step, t_start, clock)
+                if bar is not None and hasattr(bar, "total"):
+                    bar.total = cfg["steps"]
             if step == start:
                 clock["first_steps"] += dt
             else:

@@ -45,6 +45,26 @@ def op_expr(op: Op):
     return astb.call(op.callee or spell(prim), args, kwargs)
 
 
+def fast_stmt(op: Op, infos):
+    """op_stmt, with what NumPy computes faster written out: a batch of rows times a
+    matrix as one 2-D product ((B, T, C) @ (C, D) is slower than (B*T, C) @ (C, D))."""
+    if op.prim is np.matmul and not op.kwargs and len(op.args) == 2:
+        a, b = (infos.get(x.name) if hasattr(x, "name") else None for x in op.args)
+        out = infos.get(op.target)
+        if a is not None and b is not None and a.kind == b.kind == "array" and a.shape \
+                and b.shape and len(a.shape) > 2 and len(b.shape) == 2 and out.shape:
+            rows = astb.call("np.reshape", [render(op.args[0]), render_shape((-1, a.shape[-1]))])
+            product = astb.binop(rows, gast.MatMult(), render(op.args[1]))
+            return astb.assign(op.target, astb.call("np.reshape", [product,
+                                                                   render_shape(out.shape)]))
+    return op_stmt(op)
+
+
+def render_shape(shape):
+    from .ir import Const
+    return render(Const(tuple(shape)))
+
+
 def op_stmt(op: Op):
     args = [render(a) for a in op.args]
     if op.prim is INDEX_ADD:

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import astb
 from .analysis import active_values, prune
-from .emit import LoopBlock, function_source, loop_block, loop_header, op_stmt
+from .emit import LoopBlock, fast_stmt, function_source, loop_block, loop_header, op_stmt
 from .errors import TransformError
 from .ir import Const, Loop, Op, Seq, Var, atom_vars, render, walk_ops
 from .primitives import APPEND, EFFECTS, POP, UNRECORDED
@@ -67,7 +67,7 @@ class ForwardMode:
                                       self.blocks(stmt.test_body)))
                 self.in_branch = outer
                 continue
-            stmts = [op_stmt(stmt)]
+            stmts = [fast_stmt(stmt, self.infos)]
             if not self.in_branch:
                 self.plain_defs.add(stmt.target)
             if stmt.prim is POP and stmt.args[0].name in self.active:

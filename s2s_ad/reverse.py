@@ -17,7 +17,7 @@ from . import astb
 import os
 
 from .analysis import active_values, prune
-from .emit import LoopBlock, loop_block, loop_header
+from .emit import LoopBlock, fast_stmt, loop_block, loop_header
 from .ir import Loop, loop_vars, own_defs, walk_loops, walk_ops
 from .errors import TransformError
 from .ir import Const, Global, Op, Seq, Var, render
@@ -571,7 +571,7 @@ def adjoint_source(program, infos, wrt, with_value, as_tuple, seed=None):
 
     short = os.path.basename(program.filename)
     blocks = forward_blocks(forward, mode.pushes,
-                            lambda stmt: f"{program.where(stmt)}  {program.line_text(stmt)}")
+                            lambda stmt: f"{program.where(stmt)}  {program.line_text(stmt)}", infos)
     stacks = sorted({n for names in mode.pushes.values() for n in names})
     if stacks:
         blocks.insert(0, ("stacks for values the backward sweep reads from loops",
@@ -611,7 +611,7 @@ def _fresh(name, taken):
     return candidate
 
 
-def forward_blocks(body, pushes, comment_of):
+def forward_blocks(body, pushes, comment_of, infos=None):
     """The forward sweep: the user's code, with loops pushing what the backward sweep reads."""
     from .emit import op_stmt
     blocks = []
@@ -626,22 +626,22 @@ def forward_blocks(body, pushes, comment_of):
                 copies.insert(0, body.pop())
             push = [gast.Expr(value=astb.call(astb.attr(astb.name(n + "_stack"), "append"),
                                               [astb.name(n)])) for n in names]
-            body_blocks = forward_blocks(body, pushes, comment_of)
+            body_blocks = forward_blocks(body, pushes, comment_of, infos)
             if push:
                 body_blocks.append((None, push))
             if stmt.test is not None:  # count the iterations, to walk them back
                 body_blocks.append((None, [astb.assign(stmt.counter, astb.binop(
                     astb.name(stmt.counter), gast.Add(), astb.const(1)))]))
                 blocks.append((None, [astb.assign(stmt.counter, astb.const(0))]))
-            body_blocks += forward_blocks(copies, pushes, comment_of)
+            body_blocks += forward_blocks(copies, pushes, comment_of, infos)
             blocks.append(loop_block(stmt, body_blocks, comment_of(stmt),
-                                     forward_blocks(stmt.test_body, pushes, comment_of)))
+                                     forward_blocks(stmt.test_body, pushes, comment_of, infos)))
             continue
         comment = comment_of(stmt)
         if blocks and isinstance(blocks[-1], tuple) and blocks[-1][0] == comment:
-            blocks[-1][1].append(op_stmt(stmt))
+            blocks[-1][1].append(fast_stmt(stmt, infos or {}))
         else:
-            blocks.append((comment, [op_stmt(stmt)]))
+            blocks.append((comment, [fast_stmt(stmt, infos or {})]))
     return blocks
 
 

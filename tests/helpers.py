@@ -139,6 +139,9 @@ def check_forward(f, args, wrt, rng, rtol=1e-7):
     np.testing.assert_allclose(derivative, oracle, rtol=rtol, atol=1e-9)
 
 
+from s2s_ad.testing import _axpy, _scale  # noqa: E402  (shared with check_grads)
+
+
 def check_hvp(f, args, wrt, rng, rtol=1e-7, eps=1e-5):
     """hvp (forward mode over the generated adjoint) against the nested-dual reference and
     against central differences of the gradient."""
@@ -155,19 +158,3 @@ def check_hvp(f, args, wrt, rng, rtol=1e-7, eps=1e-5):
     numeric = _axpy(g(*plus), g(*minus), -1.0)
     numeric = _scale(numeric, 1 / (2 * eps))
     assert_tree_close(hv, numeric, rtol=1e-4, atol=1e-6)
-
-
-def _axpy(x, v, a):
-    if isinstance(x, dict):
-        return {k: _axpy(x[k], v[k], a) for k in x}
-    if isinstance(x, (list, tuple)):
-        return type(x)(_axpy(p, q, a) for p, q in zip(x, v))
-    return x + a * v
-
-
-def _scale(x, a):
-    if isinstance(x, dict):
-        return {k: _scale(v, a) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return type(x)(_scale(v, a) for v in x)
-    return x * a

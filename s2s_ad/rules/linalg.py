@@ -29,6 +29,10 @@ def _matmul_a(ctx):
         return "np.outer(g, b)"
     if na == 2 and nb == 2:
         return "g @ b.T"
+    if na > 2 and nb == 2 and ctx.static("a"):
+        # A batch of rows times a matrix: as one 2-D product (faster in NumPy).
+        m = ctx.shape("b")[1]
+        return f"np.reshape(np.reshape(g, (-1, {m})) @ b.T, {ctx.shape('a')})"
     if na >= 2 and nb >= 2:
         n, k = ctx.shape("a")[-2:]
         return f"g @ {_swap('b', nb)}", _batched_shape(ctx, n, k)
