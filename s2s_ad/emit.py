@@ -10,8 +10,8 @@ import gast
 import numpy as np
 
 from . import astb, runtime
-from .ir import Op, render
-from .primitives import (ADD_AT, APPEND, ASTYPE, ATTRIBUTE, COPY, INDEX, INDEX_ADD, LEN, NEWLIST,
+from .ir import Op, render, render_value
+from .primitives import (ADD_AT, APPEND, ASTYPE, ATTRIBUTE, COPY, INDEX, LEN, NEWLIST,
                          OPERATOR_OF, POP, TRANSPOSE_T, UNRECORDED, spell)
 
 
@@ -42,6 +42,7 @@ def op_expr(op: Op):
         return astb.list_([])
     if prim is POP:
         return astb.call(astb.attr(args[0], "pop"), [])
+    args = [render_value(a) for a in op.args]  # (an index given to a function: slice(...))
     return astb.call(op.callee or spell(prim), args, kwargs)
 
 
@@ -67,8 +68,6 @@ def render_shape(shape):
 
 def op_stmt(op: Op):
     args = [render(a) for a in op.args]
-    if op.prim is INDEX_ADD:
-        return astb.aug_add(astb.subscript(args[0], args[1], store=True), args[2])
     if op.prim is ADD_AT:
         return gast.Expr(value=astb.call("np.add.at", args))
     if op.prim is APPEND:

@@ -147,7 +147,7 @@ class ForwardMode:
             if value is None:
                 return [op_stmt(Op(target.name, APPEND, (target, _ZerosLike(item))))]
             return [op_stmt(Op(target.name, APPEND, (target, value)))]
-        update = op.args[2]  # x[index] += v and np.add.at(x, index, v)
+        update = op.args[2]  # np.add.at(x, index, v)
         if not (isinstance(update, Var) and update.name in self.active):
             return []
         stmts = []

@@ -199,6 +199,17 @@ def render(atom):
     raise TypeError(f"not an atom: {atom!r}")
 
 
+def render_value(atom):
+    """An atom as a value outside a subscript: slices written as slice(...)."""
+    if isinstance(atom, Slice):
+        return astb.call("slice", [render(p) if p is not None else astb.const(None)
+                                   for p in (atom.lower, atom.upper, atom.step)])
+    if isinstance(atom, Seq) and atom.kind != "dict":
+        elts = [render_value(a) for a in atom.items]
+        return astb.tuple_(elts) if atom.kind == "tuple" else astb.list_(elts)
+    return render(atom)
+
+
 def _opt(atom):
     return None if atom is None or (isinstance(atom, Const) and atom.value is None) else render(atom)
 

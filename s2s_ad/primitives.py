@@ -30,13 +30,13 @@ LEN = Special("len(x)")
 COPY = Special("y = x")               # a value given a name of its own (loop-carried values)
 
 # Statements that update a local array or list in place. Reverse mode emits them (adjoint
-# scatters, stacks of saved values), so forward mode must read them (hvp).
-INDEX_ADD = Special("x[index] += v")
+# scatters, stacks of saved values), so forward mode must read them (hvp). (The user's
+# x[i] = v and x[i] += v are written functionally instead: runtime.index_set / index_add.)
 ADD_AT = Special("np.add.at(x, index, v)")
 NEWLIST = Special("[]")
 APPEND = Special("stack.append(x)")
 POP = Special("stack.pop()")
-INPLACE = (INDEX_ADD, ADD_AT, APPEND)
+INPLACE = (ADD_AT, APPEND)
 # Results that may share memory with an argument: never updated in place.
 VIEWS = {INDEX, TRANSPOSE_T, COPY, ASTYPE, np.reshape, np.ravel, np.transpose, np.swapaxes,
          np.moveaxis, np.broadcast_to, np.expand_dims, np.squeeze, np.flip, np.diagonal}      # the op's target is the updated value itself
@@ -121,6 +121,8 @@ def spell(obj):
             _SPELLING[_key(value)] = text
     if not _hashable(obj):
         return None
+    if getattr(obj, "__module__", None) == "s2s_ad.runtime":  # imported by name
+        return obj.__name__
     return _SPELLING.get(_key(obj))
 
 

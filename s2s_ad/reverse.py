@@ -20,7 +20,7 @@ from .analysis import active_values, prune
 from .emit import LoopBlock, fast_stmt, loop_block, loop_header
 from .ir import Loop, loop_vars, own_defs, walk_loops, walk_ops
 from .errors import TransformError
-from .ir import Const, Global, Op, Seq, Var, render
+from .ir import Const, Global, Op, Seq, Var, render, render_value
 from .primitives import COPY, EFFECTS, NEWLIST, UNRECORDED
 from .rules import lookup
 from .rules.context import RuleContext
@@ -330,7 +330,7 @@ class ReverseMode:
                     self.add((key, (out.key,) + sub), Contribution(expr, shape))
             return
         if isinstance(out, Scatter):
-            index = _index_value(out.index) if out.repeats else render(out.index)
+            index = render_value(out.index) if out.repeats else render(out.index)
             self.add(key, Contribution(g, g_shape, index=index, repeats=out.repeats))
             return
         text, shape = out if isinstance(out, tuple) else (out, None)
@@ -514,17 +514,6 @@ class ReverseMode:
         if fresh_array(expr):
             return expr
         return astb.call("np.copy", [expr])
-
-
-def _index_value(atom):
-    """An index as a value (for np.add.at): slices written as slice(...)."""
-    from .ir import Slice
-    if isinstance(atom, Slice):
-        return astb.call("slice", [render(p) if p is not None else astb.const(None)
-                                   for p in (atom.lower, atom.upper, atom.step)])
-    if isinstance(atom, Seq):
-        return astb.tuple_([_index_value(a) for a in atom.items])
-    return render(atom)
 
 
 def _path_expr(var, path):

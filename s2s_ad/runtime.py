@@ -2,7 +2,29 @@
 derivative rule, so generated code stays differentiable (hvp, higher orders)."""
 import numpy as np
 
-__all__ = ["unbroadcast", "prod_others", "prod_others_tangent", "unrecorded"]
+__all__ = ["unbroadcast", "prod_others", "prod_others_tangent", "unrecorded", "index_set",
+           "index_add", "zero_at"]
+
+
+def index_set(x, index, v):
+    """`x[index] = v` without changing x: a copy with those items replaced."""
+    y = x.copy()
+    y[index] = v
+    return y
+
+
+def index_add(x, index, v):
+    """`x[index] += v` without changing x (repeated indices add once, as in NumPy)."""
+    y = x.copy()
+    y[index] += v
+    return y
+
+
+def zero_at(g, index):
+    """A copy of g with the items at `index` set to zero (what overwritten items pass back)."""
+    y = g.copy()
+    y[index] = 0
+    return y
 
 
 class Unrecorded(Exception):

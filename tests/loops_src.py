@@ -173,3 +173,29 @@ def while_with_break(x):
         if k >= 4 or np.sum(x) > 10.0:
             break
     return np.sum(x ** 2)
+
+
+def item_assignment(x, v):
+    y = np.zeros((3, 4)) + 0.0 * np.sum(x)  # (a dual array in the reference, which cannot
+    # store duals into a plain array)
+    y[0] = x * 2.0
+    y[1:, 1:] = v
+    y[2, 0] += np.sum(x)
+    z = x.copy()
+    z[::2] = np.tanh(z[::2])
+    return np.sum(y ** 2) + np.sum(z * x)
+
+
+def item_assignment_in_loop(x):
+    out = np.zeros((4, 3)) + 0.0 * np.sum(x)
+    h = x
+    for t in range(4):
+        h = np.sin(h) + 0.5
+        out[t] = h * t
+    return np.sum(out ** 2)
+
+
+def assign_into_argument(x):
+    x[1] = 0.0
+    x[0] -= 1.0
+    return np.sum(x ** 2)

@@ -36,6 +36,8 @@ CASES = [
     (L.continue_on_negative, [[R.uniform(0.1, 1, size=3), -R.uniform(0.1, 1, size=3),
                                R.uniform(0.1, 1, size=3)], R.normal(size=3)], (0, 1)),
     (L.while_with_break, [R.normal(size=3)], (0,)),
+    (L.item_assignment, [R.normal(size=4), R.normal(size=(2, 3))], (0, 1)),
+    (L.item_assignment_in_loop, [R.normal(size=3)], (0,)),
     (L.ifexp_and_boolop, [R.uniform(0.5, 1, size=4), 1], (0,)),
     (L.ifexp_and_boolop, [-R.uniform(0.5, 1, size=4), 1], (0,)),
 ]
@@ -92,3 +94,11 @@ def test_numpy_function_of_a_list_stacks_it_first():
     x = R.normal(size=4)
     assert_tree_close(ad.grad(L.sum_of_a_list)(x), numeric_grad(L.sum_of_a_list, [x], 0),
                       rtol=1e-6)
+
+
+def test_assigning_into_an_argument_leaves_the_callers_array_alone():
+    x = R.normal(size=3)
+    before = x.copy()
+    g = ad.grad(L.assign_into_argument)(x)
+    np.testing.assert_array_equal(x, before)
+    np.testing.assert_allclose(g, [2 * (before[0] - 1.0), 0.0, 2 * before[2]])

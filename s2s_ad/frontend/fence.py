@@ -165,7 +165,7 @@ class Fence(gast.NodeVisitor):
 
     def visit_AugAssign(self, node):
         if isinstance(node.target, gast.Subscript) and isinstance(node.target.value, gast.Name) \
-                and isinstance(node.op, gast.Add):
+                and isinstance(node.op, (gast.Add, gast.Sub)):
             self.visit(node.target.slice)   # x[i] += v on a local array
             self.visit(node.value)
             return
@@ -182,10 +182,12 @@ class Fence(gast.NodeVisitor):
             self._inplace(target)
 
     def _inplace(self, target):
+        if isinstance(target, gast.Subscript) and isinstance(target.value, gast.Name):
+            self.visit(target.slice)   # x[i] = v: written functionally by the compiler
+            return
         if isinstance(target, gast.Subscript):
-            self.reject(target, "item and slice assignment (`x[i] = v`) is not supported yet",
-                        "build the new array functionally, e.g. with np.where(mask, v, x) "
-                        "or np.concatenate")
+            self.reject(target, "assigning into `a.b[i]` or `a[i][j]` is not supported",
+                        "assign to an array held by a plain name: x[i, j] = v")
         self.reject(target, f"assigning to `{type(target).__name__}` is not supported",
                     "assign to a plain name")
 

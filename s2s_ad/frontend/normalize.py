@@ -12,9 +12,9 @@ import types
 import gast
 import numpy as np
 
-from .. import ir
+from .. import ir, runtime
 from ..ir import Const, Global, Op, Seq, Slice, Var
-from ..primitives import (UNRECORDED, VIEWS, ADD_AT, APPEND, EFFECTS, INDEX_ADD, NEWLIST, POP, COPY, Special, ATTRIBUTE, ATTRIBUTES, BINOPS, COMPARES, INDEX, METHODS, TRANSPOSE_T,
+from ..primitives import (UNRECORDED, VIEWS, ADD_AT, APPEND, EFFECTS, NEWLIST, POP, COPY, Special, ATTRIBUTE, ATTRIBUTES, BINOPS, COMPARES, INDEX, METHODS, TRANSPOSE_T,
                           UNARY, VARARG_METHODS, canonical, spell)
 from ..rules import registry
 from . import fence, parse
@@ -228,8 +228,10 @@ class Normalizer:
         elif isinstance(stmt, gast.AnnAssign):
             self.assign(stmt.target, stmt.value)
         elif isinstance(stmt, gast.AugAssign) and isinstance(stmt.target, gast.Subscript):
-            self.update(INDEX_ADD, stmt.target.value, [self.index_atom(stmt.target.slice),
-                                                       self.expr(stmt.value)])
+            value = self.expr(stmt.value)
+            if isinstance(stmt.op, gast.Sub):
+                value = self.emit(np.negative, (value,), node=stmt)
+            self.item_update(runtime.index_add, stmt.target, value)
         elif isinstance(stmt, gast.Expr):  # np.add.at(x, i, v) or stack.append(v)
             call = stmt.value
             args = [self.expr(a) for a in call.args]
@@ -390,6 +392,9 @@ class Normalizer:
         loop_var = target.id if isinstance(target, gast.Name) else None
         assigned = {n.id for stmt in stmts for n in gast.walk(stmt)
                     if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}
+        assigned |= {n.value.id for stmt in stmts for n in gast.walk(stmt)  # x[i] = v
+                     if isinstance(n, gast.Subscript) and isinstance(n.ctx, gast.Store)
+                     and isinstance(n.value, gast.Name)}
         entry = {}
         for name in sorted(assigned):
             if name in self.env and name != loop_var:
@@ -488,7 +493,25 @@ class Normalizer:
         self.env[name] = Var(target)
         return target
 
+    def item_update(self, func, target, value):
+        """x[i] = v and x[i] += v as x = index_set(x, i, v) / index_add(x, i, v): a new
+        value, so the overwritten items stay available to the backward sweep (and the
+        caller's array is never changed)."""
+        name = target.value.id
+        atom = self.env.get(name)
+        if name not in self.locals or not isinstance(atom, Var):
+            raise self.error(target, f"`{name}` is not a local array", "copy it first: y = np.copy(x)")
+        if sum(1 for a in self.env.values() if a == atom) > 1:
+            raise self.error(target, f"another name refers to the same array as `{name}`, and "
+                                     "assigning into it would change both",
+                             f"copy it first: {name} = np.copy({name})")
+        index = self.index_atom(target.slice)
+        self.env[name] = self.emit(func, (atom, index, value), target=name, node=target)
+
     def assign(self, target, value):
+        if isinstance(target, gast.Subscript):
+            self.item_update(runtime.index_set, target, self.expr(value))
+            return
         if isinstance(target, gast.Name):
             self.env[target.id] = self.expr(value, target.id)
             return

@@ -6,10 +6,9 @@ import builtins
 
 import numpy as np
 
-from ..primitives import ADD_AT, APPEND, INDEX_ADD, NEWLIST, POP, UNRECORDED
+from ..primitives import ADD_AT, APPEND, NEWLIST, POP, UNRECORDED
 from .registry import defrule, nondiff
 
-defrule(INDEX_ADD, "x, index, v", linear=("x", "v"))
 defrule(ADD_AT, "x, index, v", linear=("x", "v"))
 defrule(APPEND, "stack, x", linear=("stack", "x"))
 defrule(POP, "stack", linear=("stack",))

@@ -177,7 +177,22 @@ def instantiate(template, mapping):
                 return copy.deepcopy(mapping[node.id])
             return node
 
+        def visit_Call(self, node):
+            # An index handed to a function (zero_at(g, index)) is a value: slice(...).
+            self.generic_visit(node)
+            node.args = [_slices_as_values(a) for a in node.args]
+            return node
+
     return Substitute().visit(tree)
+
+
+def _slices_as_values(node):
+    if isinstance(node, gast.Slice):
+        return astb.call("slice", [p if p is not None else astb.const(None)
+                                   for p in (node.lower, node.upper, node.step)])
+    if isinstance(node, gast.Tuple) and any(isinstance(e, gast.Slice) for e in node.elts):
+        return astb.tuple_([_slices_as_values(e) for e in node.elts])
+    return node
 
 
 def template_names(template):
