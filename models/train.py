@@ -269,7 +269,7 @@ def _fit_steps(cfg, step, t_start, clock):
     """How many steps fit the time budget, from the speed of the steps so far (with a
     margin for evaluations, checkpoints and the final sample)."""
     per_step = clock["train"] / max(clock["timed_steps"], 1)
-    left = cfg["time_budget"] - (time.perf_counter() - t_start)
+    left = cfg["time_budget"] - (time.perf_counter() - t_start) - clock.get("wall", 0.0)
     evals = per_step * 0.4 * cfg["eval_batches"] / max(cfg["eval_every"], 1)
     fit = step + 1 + int(left * 0.9 / (per_step + evals))
     return max(step + 2, min(cfg["steps"], fit))
@@ -341,7 +341,11 @@ def _train(cfg, resume, progress, on_step):
             if not np.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss} at step {step}: lower --lr or set --clip")
             history["train"].append([step, loss])
-            if cfg.get("time_budget") and "fitted_steps" not in clock and step == start + 20:
+            # Fit the step count to the time budget after 20 steps, and again every 100
+            # steps until half-way (the machine may be busier or quieter than at first).
+            refit = step == start + 20 or (step > start + 20 and step % 100 == 0
+                                           and step < cfg["steps"] // 2)
+            if cfg.get("time_budget") and not clock.get("fit_done") and refit:
                 cfg["steps"] = clock["fitted_steps"] = _fit_steps(cfg, step, t_start, clock)
                 if bar is not None and hasattr(bar, "total"):
                     bar.total = cfg["steps"]
