@@ -199,3 +199,21 @@ def assign_into_argument(x):
     x[1] = 0.0
     x[0] -= 1.0
     return np.sum(x ** 2)
+
+
+def closures(x, w):
+    scale = 2.0
+    act = lambda v: np.tanh(v * scale)
+
+    def layer(h, k=1.0):
+        return act(h * w) * k + h
+
+    y = layer(x)
+    scale = 0.5          # late binding: the lambda sees the new value
+    return np.sum(layer(y, k=3.0) ** 2)
+
+
+def make_loss(a):
+    def loss(x):
+        return np.sum(np.sin(x) * a)
+    return loss

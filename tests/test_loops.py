@@ -38,6 +38,8 @@ CASES = [
     (L.while_with_break, [R.normal(size=3)], (0,)),
     (L.item_assignment, [R.normal(size=4), R.normal(size=(2, 3))], (0, 1)),
     (L.item_assignment_in_loop, [R.normal(size=3)], (0,)),
+    (L.closures, [R.normal(size=3), R.normal(size=3)], (0, 1)),
+    (L.make_loss(R.normal(size=3)), [R.normal(size=3)], (0,)),
     (L.ifexp_and_boolop, [R.uniform(0.5, 1, size=4), 1], (0,)),
     (L.ifexp_and_boolop, [-R.uniform(0.5, 1, size=4), 1], (0,)),
 ]

@@ -25,9 +25,6 @@ ADVICE = {
                   "pass the value in as an argument and return the new one"),
     gast.Nonlocal: ("`nonlocal` writes are not supported",
                     "pass the value in as an argument and return the new one"),
-    gast.Lambda: ("lambdas are not supported yet", "use a module-level def"),
-    gast.FunctionDef: ("nested function definitions are not supported yet",
-                       "define the helper at module level"),
     gast.AsyncFunctionDef: ("async functions are not supported", "use a plain def"),
     gast.ClassDef: ("class definitions inside the function are not supported",
                     "define the class at module level"),
@@ -47,7 +44,7 @@ ADVICE = {
 
 _ALLOWED = (
     gast.Assign, gast.AugAssign, gast.AnnAssign, gast.Return, gast.Expr, gast.Pass, gast.For,
-    gast.If, gast.While, gast.Break, gast.Continue, gast.IfExp, gast.BoolOp, gast.boolop, gast.ListComp, gast.comprehension,
+    gast.If, gast.Lambda, gast.FunctionDef, gast.arguments, gast.While, gast.Break, gast.Continue, gast.IfExp, gast.BoolOp, gast.boolop, gast.ListComp, gast.comprehension,
     gast.Name, gast.Constant, gast.BinOp, gast.UnaryOp, gast.Compare, gast.Call,
     gast.keyword, gast.Attribute, gast.Subscript, gast.Slice, gast.Tuple, gast.List,
     gast.expr_context, gast.operator, gast.unaryop, gast.cmpop, gast.Dict,
@@ -119,6 +116,25 @@ class Fence(gast.NodeVisitor):
                                   "side effect?) is not supported",
                             "assign its result, or move it outside the function")
             self.visit(stmt)
+
+    def visit_FunctionDef(self, node):
+        """A function defined inside the differentiated one (a closure): same rules."""
+        if node.decorator_list:
+            self.reject(node, "decorators on nested functions are not supported",
+                        "define the decorated function at module level")
+        args = node.args
+        if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs:
+            self.reject(node, "*args, **kwargs, keyword-only and positional-only parameters "
+                              "are not supported", "list every parameter by name")
+        self.returns(node.body, node, top=True)
+        self.statements(node.body)
+
+    def visit_Lambda(self, node):
+        args = node.args
+        if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs:
+            self.reject(node, "*args and **kwargs in a lambda are not supported",
+                        "list every parameter by name")
+        self.visit(node.body)
 
     def visit_While(self, node):
         if node.orelse:

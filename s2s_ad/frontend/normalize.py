@@ -27,6 +27,15 @@ OWNERS = {NEWLIST, np.zeros_like, np.zeros, np.ones_like, np.ones, np.full_like,
           np.empty_like, np.empty, np.copy}
 
 
+class LocalFunction:
+    """A nested def or a lambda bound to a name: its tree and the enclosing scope."""
+
+    def __init__(self, node, env, locals_):
+        self.node = node
+        self.env = env
+        self.locals = locals_
+
+
 def _hashable(value):
     try:
         hash(value)
@@ -259,6 +268,9 @@ class Normalizer:
             self.block(stmt.body, stmt, self.fresh("_while"), (), test=stmt.test)
         elif isinstance(stmt, gast.If):
             self.branch(stmt)
+        elif isinstance(stmt, gast.FunctionDef):  # a closure: inlined where it is called
+            self.locals.add(stmt.name)
+            self.env[stmt.name] = LocalFunction(stmt, self.env, self.locals)
 
     def loop(self, node):
         """`for i in range(...)`: the body in single assignment, carried values renamed."""
@@ -641,6 +653,9 @@ class Normalizer:
                 self.env.pop(n, None)
         return self.env[result]
 
+    def expr_Lambda(self, node, target):
+        return LocalFunction(node, self.env, self.locals)
+
     def expr_IfExp(self, node, target):
         """`a if c else b`: an if statement assigning one value (only one side runs)."""
         result = self.fresh(target or "t")
@@ -743,6 +758,9 @@ class Normalizer:
         func = node.func
         args = [self.expr(a) for a in node.args]
         kwargs = {kw.arg: self.expr(kw.value) for kw in node.keywords}
+        if isinstance(func, gast.Name) and func.id in self.locals \
+                and isinstance(self.env.get(func.id), LocalFunction):
+            return self.inline_local(self.env[func.id], args, kwargs, target, node)
         if isinstance(func, gast.Attribute) and not self.is_global_chain(func):
             receiver = self.expr(func.value)
             if func.attr == "pop" and not args:
@@ -818,6 +836,45 @@ class Normalizer:
             self.inlining.pop()
             (self.src, self.scope, self.locals, self.env, self.node, self.own_names,
              self.reads) = saved
+        return result
+
+    def inline_local(self, local, args, kwargs, target, node):
+        """A call to a nested def or a lambda: inlined like a helper; its free names are
+        the enclosing function's values at the time of the call (Python's late binding)."""
+        fn = local.node
+        if id(fn) in self.inlining:
+            raise self.error(node, "a nested function calls itself (recursion), which is not "
+                                   "supported", "write the recursion as a loop")
+        params = [a.id for a in fn.args.args]
+        if len(args) > len(params) or any(k not in params for k in kwargs):
+            raise self.error(node, "this call does not match the nested function's parameters")
+        bound = dict(zip(params, args))
+        bound.update(kwargs)
+        defaults = fn.args.defaults
+        for name, default in zip(params[len(params) - len(defaults):], defaults):
+            if name not in bound:
+                bound[name] = self.expr(default)
+        missing = [p for p in params if p not in bound]
+        if missing:
+            raise self.error(node, f"missing argument(s) {', '.join(missing)} in this call")
+        saved = (self.locals, self.env, self.own_names, self.reads)
+        self.env = {**local.env, **bound}
+        self.locals = set(local.locals) | set(params) | {
+            n.id for n in gast.walk(fn) if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}
+        self.own_names = set()
+        self.reads = {}
+        self.inlining.append(id(fn))
+        try:
+            if isinstance(fn, gast.Lambda):
+                result = self.expr(fn.body, target)
+            else:
+                body = fn.body
+                if body and isinstance(body[0], gast.Expr):
+                    body = body[1:]
+                result, _ = self.function_body(body, target)
+        finally:
+            self.inlining.pop()
+            self.locals, self.env, self.own_names, self.reads = saved
         return result
 
     def constant(self, name, value):
