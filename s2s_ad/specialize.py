@@ -161,7 +161,10 @@ def record(program, args, previous=None):
         if op.target in varying and info.kind in ("int", "bool", "str"):
             info.value = None
         if op.prim is APPEND:  # a stack of saved values: described by what it holds
-            info = Info("stack", value=[atom_info(op.args[1], infos, program.env)])
+            item = op.args[1]
+            if isinstance(item, Var) and item.name not in infos:
+                continue  # appended in a branch no call has taken yet
+            info = Info("stack", value=[atom_info(item, infos, program.env)])
         elif op.prim is NEWLIST or (op.prim in INPLACE and op.target in infos):
             info = infos.get(op.target, info) if op.prim is not NEWLIST else Info("stack", value=[])
         infos[op.target] = info
@@ -187,11 +190,18 @@ def emit_op(op):
 
 
 def _differs(old, new):
+    """Did a value change in a way that matters to specialisation (another int, tuple
+    or string; another shape or dtype)?"""
     if type(old) is not type(new):
         return True
-    if isinstance(new, (int, bool, str)):
-        return old != new
-    return getattr(old, "shape", None) != getattr(new, "shape", None)
+    if hasattr(new, "shape") and hasattr(new, "dtype"):
+        return old.shape != new.shape or old.dtype != new.dtype
+    if isinstance(new, (list, dict)):
+        return True  # containers built in a loop: never taken as fixed
+    try:
+        return bool(old != new)
+    except (TypeError, ValueError):
+        return True
 
 
 def _vars(op):
@@ -299,9 +309,14 @@ def loops_to_unroll(program, infos):
         if loop.condition is not None or loop.test is not None:
             continue
         inside = {op.target for op in walk_ops(loop.body) if op.prim is not APPEND}
-        picks = any(op.prim is INDEX and isinstance(op.args[0], Var)
-                    and infos[op.args[0].name].kind in ("list", "tuple", "dict")
-                    and loop.index in _atom_names(op.args[1])
+        following = {loop.index}  # values that follow the loop index
+        for op in walk_ops(loop.body):
+            if any(n in following for n in _vars(op)):
+                following.add(op.target)
+        picks = any(op.prim is INDEX and (isinstance(op.args[0], Seq) or (
+                        isinstance(op.args[0], Var)
+                        and infos[op.args[0].name].kind in ("list", "tuple", "dict")))
+                    and any(n in following for n in _atom_names(op.args[1]))
                     for op in walk_ops(loop.body))
         builds = any(op.prim is APPEND and op.target not in inside and op.target in read_lists
                      for op in walk_ops(loop.body))
