@@ -11,7 +11,6 @@ X = np.array([0.5, -1.0, 2.0])
 # (source of f(x) whose line 2 is the offending one, words the message must contain)
 REFUSED = [
     ("def f(x):\n    for v in {1, 2}:\n        x = x * 2\n    return np.sum(x)\n", "set literals"),
-    ("def f(x):\n    while np.sum(x) < 10: return x\n    return np.sum(x)\n", "`return` inside a loop"),
     ("def f(x):\n    try:\n        y = x\n    except Exception:\n        y = x\n    return np.sum(y)\n", "try"),
     ("def f(x):\n    with np.errstate():\n        y = x\n    return np.sum(y)\n", "`with`"),
     ("def f(x):\n    g = lambda *v: v[0] * 2\n    return np.sum(g(x))\n", "lambda"),
@@ -111,7 +110,7 @@ def test_unknown_wrt_name():
         ad.grad(f, wrt="z")
 
 
-def test_return_inside_a_loop_is_refused():
-    f = function_from_source("def f(x):\n    for i in range(3):\n        return x\n    return np.sum(x)\n")
-    with pytest.raises(ad.TransformError, match="`return` inside a loop"):
+def test_async_function_is_refused():
+    f = function_from_source("async def f(x):\n    return np.sum(x)\n")
+    with pytest.raises(ad.TransformError, match="async function"):
         ad.grad(f)(X)

@@ -25,6 +25,10 @@ CASES = [
     (Z.while_with_continue, [R.normal(size=3)], (0,)),
     (Z.augmented_everything, [R.uniform(0.5, 1.5, size=3)], (0,)),
     (Z.float_argument_loop, [0.7, R.normal(size=3)], (0, 1)),
+    (Z.return_inside_loop, [R.uniform(0.5, 1, size=3), R.uniform(0.5, 1, size=3)], (0, 1)),
+    (Z.return_inside_loop, [R.uniform(-0.3, -0.1, size=3), R.uniform(0.5, 1, size=3)], (0, 1)),
+    (Z.return_inside_nested_loop, [R.uniform(0.5, 1, size=3)], (0,)),
+    (Z.return_inside_nested_loop, [R.uniform(0.01, 0.02, size=3)], (0,)),
 ]
 IDS = [f"{f.__name__}-{i}" for i, (f, _, _) in enumerate(CASES)]
 

@@ -119,3 +119,20 @@ def float_argument_loop(a, x):
     for _ in range(3):
         x = x * a + np.cos(x)
     return np.sum(x)
+
+
+def return_inside_loop(x, w):
+    for i in range(5):
+        x = np.tanh(x * w) + 0.1
+        if np.sum(x) > 1.5:
+            return np.sum(x ** 2) * (i + 1)
+    return np.sum(x)
+
+
+def return_inside_nested_loop(x):
+    for i in range(3):
+        for j in range(3):
+            x = x * 1.2
+            if np.max(x) > 2.0:
+                return np.sum(np.sin(x))
+    return np.sum(x)

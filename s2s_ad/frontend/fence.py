@@ -139,10 +139,6 @@ class Fence(gast.NodeVisitor):
     def visit_While(self, node):
         if node.orelse:
             self.reject(node, "`while ... else` is not supported", "drop the else branch")
-        for inner in gast.walk(node):
-            if isinstance(inner, gast.Return):
-                self.reject(inner, "`return` inside a loop is not supported yet",
-                            "set a variable, `break`, and return after the loop")
         self.visit(node.test)
         self.statements(node.body)
 
@@ -154,10 +150,6 @@ class Fence(gast.NodeVisitor):
         if plain_range and not isinstance(node.target, gast.Name):
             self.reject(node.target, "only a plain name can be the loop variable of a range",
                         "for i in range(n): a, b = pairs[i]")
-        for inner in gast.walk(node):
-            if isinstance(inner, gast.Return):
-                self.reject(inner, "`return` inside a loop is not supported yet",
-                            "compute the value and return it on the last line")
         self.visit(node.iter)
         self.statements(node.body)
 

@@ -44,6 +44,67 @@ def _hashable(value):
         return False
 
 
+def _returns_in_loop(stmt):
+    return isinstance(stmt, (gast.For, gast.While)) and any(
+        isinstance(n, gast.Return) for n in gast.walk(stmt))
+
+
+def lift_returns(stmts, flag, value):
+    """`return v` inside a loop: `value = v; flag = True; break`, and after the loop
+    `if flag: return value` (after an inner loop: `if flag: break`)."""
+    def name(id_, store=False):
+        return gast.Name(id=id_, ctx=gast.Store() if store else gast.Load(), annotation=None,
+                         type_comment=None)
+
+    def in_loop(body, outer):
+        out = []
+        for stmt in body:
+            if isinstance(stmt, gast.Return):
+                out += [gast.Assign(targets=[name(value, True)], value=stmt.value, type_comment=None),
+                        gast.Assign(targets=[name(flag, True)], value=gast.Constant(value=True, kind=None),
+                                    type_comment=None), gast.Break()]
+                for new in out[-3:]:
+                    gast.copy_location(new, stmt)
+                    for inner in gast.walk(new):
+                        gast.copy_location(inner, stmt)
+                return out
+            if isinstance(stmt, gast.If):
+                new = gast.If(test=stmt.test, body=in_loop(stmt.body, outer),
+                              orelse=in_loop(stmt.orelse, outer))
+                out.append(gast.copy_location(new, stmt))
+            elif _returns_in_loop(stmt):
+                out.append(loop_of(stmt))
+                after = gast.If(test=name(flag), body=[gast.Break()], orelse=[])
+                out.append(gast.copy_location(after, stmt))
+            else:
+                out.append(stmt)
+        return out
+
+    def loop_of(stmt):
+        new = type(stmt)(**{f: getattr(stmt, f) for f in stmt._fields})
+        new.body = in_loop(stmt.body, stmt)
+        return gast.copy_location(new, stmt)
+
+    out = []
+    for stmt in stmts:
+        if _returns_in_loop(stmt):
+            start = gast.Assign(targets=[name(flag, True)], value=gast.Constant(value=False, kind=None),
+                                type_comment=None)
+            done = gast.If(test=name(flag), body=[gast.Return(value=name(value))], orelse=[])
+            for new in (start, done):
+                gast.copy_location(new, stmt)
+                for inner in gast.walk(new):
+                    gast.copy_location(inner, stmt)
+            out += [start, loop_of(stmt), done]
+        elif isinstance(stmt, gast.If):
+            new = gast.If(test=stmt.test, body=lift_returns(stmt.body, flag, value),
+                          orelse=lift_returns(stmt.orelse, flag, value))
+            out.append(gast.copy_location(new, stmt))
+        else:
+            out.append(stmt)
+    return out
+
+
 def restructure(stmts):
     """Move what follows an `if` whose branch returns into the branch that does not."""
     from .fence import ends_with_return
@@ -217,6 +278,10 @@ class Normalizer:
         Early returns inside branches are moved to the end of the function: the rest of
         the function goes into the other branch, and every `return v` assigns v to one
         result value."""
+        if any(_returns_in_loop(s) for s in body):
+            flag, value = self.fresh("returned"), self.fresh("returned_value")
+            self.locals.update((flag, value))
+            body = lift_returns(body, flag, value)
         body = restructure(body)
         if isinstance(body[-1], gast.Return):
             for stmt in body[:-1]:

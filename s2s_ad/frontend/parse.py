@@ -60,10 +60,15 @@ def read(func):
         raise TransformError(f"cannot parse the source of {func.__qualname__}: {exc.msg}",
                              filename=filename, lineno=first + (exc.lineno or 1) - 1) from None
     node = module.body[0]
+    if isinstance(node, gast.AsyncFunctionDef):
+        raise TransformError(f"{func.__qualname__} is an async function, which is not supported",
+                             advice="write it as a plain def", filename=filename, lineno=first)
     if not isinstance(node, gast.FunctionDef):
         raise TransformError(
-            f"{func.__qualname__} is not defined by a def statement (lambdas are not supported yet).",
-            advice="write it as a def", filename=filename, lineno=first)
+            f"{func.__qualname__} is not defined by a def statement (a lambda given directly "
+            "to s2s_ad, whose source line may hold other code)",
+            advice="write it as a def (lambdas inside a def are fine)", filename=filename,
+            lineno=first)
     all_lines = linecache.getlines(filename) or lines
     # The def line is `first` unless decorators precede it.
     return Source(func=func, node=node, filename=filename, line_offset=first - 1,
