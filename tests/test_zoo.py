@@ -29,6 +29,7 @@ CASES = [
     (Z.return_inside_loop, [R.uniform(-0.3, -0.1, size=3), R.uniform(0.5, 1, size=3)], (0, 1)),
     (Z.return_inside_nested_loop, [R.uniform(0.5, 1, size=3)], (0,)),
     (Z.return_inside_nested_loop, [R.uniform(0.01, 0.02, size=3)], (0,)),
+    (Z.mask_assignment, [R.normal(size=5), R.normal(size=5)], (0, 1)),
 ]
 IDS = [f"{f.__name__}-{i}" for i, (f, _, _) in enumerate(CASES)]
 

@@ -136,3 +136,10 @@ def return_inside_nested_loop(x):
             if np.max(x) > 2.0:
                 return np.sum(np.sin(x))
     return np.sum(x)
+
+
+def mask_assignment(x, w):
+    y = x * w
+    y[y < 0] = 0.0
+    y[1:3] += x[:2] ** 2
+    return np.sum(np.tanh(y))
