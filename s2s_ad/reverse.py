@@ -75,6 +75,7 @@ class ReverseMode:
         self.pushes = {}             # loop index -> names its forward sweep pushes
         self.available = {}          # forward values that adjoint code may reuse by name
         self.segments = {}
+        self.masks = False           # a partial derivative was a boolean mask
         self.handed_out = set()
 
     # -- names ----------------------------------------------------------------------------
@@ -301,7 +302,8 @@ class ReverseMode:
             (i,) in g_parts for i in range(len(ans_info.value))]
         arg_info = ctx.info(f"{param}{item}" if item is not None else param)
         if g_scalar and rule.lazy_g == "through":
-            self.add(key, self.fit(Contribution(g, ()), arg_info, key))
+            self.add(key, self.fit(Contribution(self.spread(g, ans_info, arg_info), ()),
+                                   arg_info, key))
             return
         if g_scalar and not rule.lazy_g:
             g = astb.call("np.full_like", [astb.name(op.target), g])
@@ -318,11 +320,21 @@ class ReverseMode:
             text = partial(ctx) if callable(partial) else partial
             expr = times(g, self.reuse(instantiate(text, mapping)))
             shape = broadcast(shapes["g"], *[shapes[n] for n in template_names(text) if n in shapes])
+            if _is_mask(text):
+                self.masks = True
+            if g_scalar and shape == ():
+                expr = self.spread(expr, ans_info, arg_info)
             self.add(key, self.fit(Contribution(expr, shape), arg_info, key))
             return
         template = rule.adjoint[param]
         out = template(ctx) if callable(template) else template
         if isinstance(out, Project):
+            slot = _slot(self.infos[key] if isinstance(key, str) else None, out.key)
+            if slot is None:
+                raise self.error(op, "this item of a list, tuple or dict is not one s2s_ad can "
+                                     "follow (a slice, or a key it does not hold)",
+                                 "pick items one by one with constant indices or keys")
+            out = Project(slot)
             if g_parts is None:
                 self.add((key, (out.key,)), Contribution(g, g_shape))
             else:  # a container inside a container: pass every slot up
@@ -338,6 +350,8 @@ class ReverseMode:
         if shape is None:
             if rule.elementwise:
                 shape = broadcast(*[shapes[n] for n in template_names(text) if n in shapes])
+                if g_scalar and shape == ():
+                    expr = self.spread(expr, ans_info, arg_info)
             else:
                 shape = arg_info.shape
         self.add(key, self.fit(Contribution(expr, shape), arg_info, key))
@@ -377,6 +391,17 @@ class ReverseMode:
                 return super().visit(node)
 
         return Reuse().visit(expr) if available else expr
+
+    def spread(self, expr, ans_info, arg_info):
+        """A scalar adjoint stands for the same value at every element of the result: an
+        argument NumPy broadcast to the result's shape receives it once per copy."""
+        ans_shape = ans_info.shape
+        arg_shape = arg_info.shape if arg_info.kind == "array" else ()
+        if ans_shape is None or arg_shape is None:
+            raise TransformError("a broadcast whose shape depends on the data is not supported "
+                                 "here", advice="reduce the data-dependent array first")
+        copies = int(np.prod(ans_shape, dtype=int)) // max(int(np.prod(arg_shape, dtype=int)), 1)
+        return expr if copies <= 1 else times(astb.const(float(copies)), expr)
 
     def fit(self, c, arg_info, key):
         """Reduce a contribution back to its argument's shape (undo broadcasting)."""
@@ -501,11 +526,16 @@ class ReverseMode:
         expr, shape = done
         if shape == () and info.shape != ():
             return astb.call("np.full_like", [primal, expr])
-        if any(i.kind == "array" and i.dtype.kind == "f" and i.dtype.itemsize > info.dtype.itemsize
-               for i in self.infos.values()):
-            # Wider values met on the way (float32 * a float64 constant): cast back.
+        if self.masks or any(i.kind == "array" and i.dtype.kind in "fc" and i.dtype != info.dtype
+                             for i in self.infos.values()):
+            # Other float types met on the way (float32 weights, float64 constants) or
+            # boolean masks (np.maximum's): the gradient takes its argument's dtype.
+            fresh = (isinstance(expr, gast.Name) and expr.id in self.owned
+                     and expr.id not in self.handed_out) or fresh_array(expr)
+            if isinstance(expr, gast.Name):
+                self.handed_out.add(expr.id)
             return astb.call(astb.attr(expr, "astype"), [render(Const(info.dtype.type))],
-                             {"copy": astb.const(False)})
+                             {"copy": astb.const(False)} if fresh else {})
         # Hand out arrays the backward sweep made itself, once each; copy anything else
         # (an input, a view, an adjoint shared with another gradient).
         if isinstance(expr, gast.Name) and expr.id in self.owned and expr.id not in self.handed_out:
@@ -514,6 +544,23 @@ class ReverseMode:
         if fresh_array(expr):
             return expr
         return astb.call("np.copy", [expr])
+
+
+def _slot(info, key):
+    """The slot `key` names in a container (negative indices counted from the end)."""
+    if info is None:
+        return key
+    if info.kind == "dict":
+        return key if key in info.value else None
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool) \
+            and -len(info.value) <= key < len(info.value):
+        return int(key) % len(info.value)
+    return None
+
+
+def _is_mask(text):
+    """Is a partial derivative a boolean mask (np.maximum's x >= y)?"""
+    return any(op in text for op in (">", "<", "==", "&"))
 
 
 def _path_expr(var, path):

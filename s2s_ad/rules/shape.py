@@ -24,7 +24,8 @@ defrule(TRANSPOSE_T, "a", linear=("a",), adjoint={"a": "g.T"}, lazy_g="through")
 def _transpose(ctx):
     if not ctx.given("axes"):
         return "np.transpose(g)"
-    axes = [x % ctx.ndim("a") for x in ctx.value("axes")]
+    axes = ctx.value("axes")
+    axes = [x % ctx.ndim("a") for x in ((axes,) if isinstance(axes, int) else axes)]
     return f"np.transpose(g, {tuple(int(i) for i in np.argsort(axes))})"
 
 
