@@ -64,3 +64,33 @@ def chain_value_and_grad(x, steps=200):
     for d in deriv[::-1]:
         g *= d
     return value, g
+
+
+def chain_lean_value_and_grad(x, steps):
+    """`chain_n`'s gradient keeping the minimum for the backward sweep: one array per
+    step (its input), the local derivative recomputed from it on the way back."""
+    xs = []
+    for _ in range(steps):
+        xs.append(x)
+        x = np.sin(x) * 0.9 + 0.1 * np.cos(x) * x
+    value = np.sum(x * x)
+    g = 2 * x
+    while xs:
+        xk = xs.pop()
+        d = np.sin(xk)
+        d *= -0.1 * xk
+        d += np.cos(xk)
+        g *= d
+    return value, g
+
+
+def rosen_value_and_grad(x):
+    """Rosenbrock value and gradient; r = x[1:] - x[:-1]^2 and 1 - x[:-1] are shared."""
+    head = x[:-1]
+    r = x[1:] - head * head
+    s = 1.0 - head
+    value = np.sum(100.0 * r * r + s * s)
+    g = np.zeros_like(x)
+    g[1:] = 200.0 * r
+    g[:-1] -= 400.0 * head * r + 2.0 * s
+    return value, g

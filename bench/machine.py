@@ -61,3 +61,86 @@ def machine_info():
         ("thread env vars", threads or "none set"),
         ("git commit", _git_commit()),
     ]
+
+
+# -- threads ------------------------------------------------------------------------------------
+
+PIN_ENV = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                            "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")}
+# JAX's CPU backend ignores the variables above: its own flags, read when jax is imported.
+PIN_ENV["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+_limits = None  # the threadpoolctl limiter, kept alive for the whole run
+
+
+def pin_threads():
+    """One thread everywhere: environment variables (for libraries not loaded yet and for
+    child processes), threadpoolctl on the BLAS/OpenMP libraries loaded now, torch's own
+    setting if torch is loaded. Call again after importing a library that brings its own
+    thread pool. Returns a one-line description."""
+    global _limits
+    for var, value in PIN_ENV.items():
+        os.environ.setdefault(var, value)
+    try:
+        from threadpoolctl import threadpool_limits
+        _limits = threadpool_limits(limits=1)
+        how = "threadpoolctl limits=1 on every loaded BLAS/OpenMP library"
+    except ImportError:
+        how = "threadpoolctl not installed: only the environment variables pin BLAS"
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:  # only allowed before torch's first parallel work
+            pass
+        how += f"; torch.set_num_threads(1) (now {torch.get_num_threads()})"
+    return how
+
+
+def thread_report():
+    """[(label, value)] of the thread settings in force now."""
+    out = [("thread env vars", ", ".join(f"{v}={os.environ[v]}" for v in (*THREAD_VARS, "XLA_FLAGS")
+                                         if v in os.environ) or "none set")]
+    try:
+        from threadpoolctl import threadpool_info
+        pools = "; ".join(f"{i.get('internal_api')} {i.get('version') or ''} "
+                          f"({os.path.basename(i.get('filepath', ''))}): {i.get('num_threads')} thread(s)"
+                          for i in threadpool_info())
+        out.append(("thread pools (threadpoolctl)", pools or "none loaded"))
+    except ImportError:
+        out.append(("thread pools", "threadpoolctl not installed: unknown"))
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        out.append(("torch threads", f"intra-op {torch.get_num_threads()}, "
+                                     f"inter-op {torch.get_num_interop_threads()}"))
+    return out
+
+
+def git_state(path="s2s_ad"):
+    """'commit' or 'commit + uncommitted changes in N file(s) under path'."""
+    commit = _git_commit()
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--", path], capture_output=True,
+                             text=True, timeout=10,
+                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        dirty = [line for line in out.stdout.splitlines() if line.strip()]
+    except (OSError, subprocess.SubprocessError):
+        return commit
+    return commit + (f" + uncommitted changes in {len(dirty)} file(s) under {path}/" if dirty else "")
+
+
+def library_versions(peers=()):
+    """[(label, version)]: numpy, s2s_ad (with its git state), threadpoolctl, matplotlib
+    and the peer libraries given as {name: version or None}."""
+    import s2s_ad
+    out = [("numpy", np.__version__),
+           ("s2s_ad", f"{s2s_ad.__version__}, git {git_state()}")]
+    for mod in ("gast", "threadpoolctl", "matplotlib"):
+        try:
+            out.append((mod, __import__(mod).__version__))
+        except ImportError:
+            out.append((mod, "not installed"))
+    for name, version in peers.items():
+        out.append((name, version or "not installed"))
+    return out

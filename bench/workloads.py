@@ -46,3 +46,34 @@ def chain(x):
 
 def chain_input(seed, n=16):
     return np.random.default_rng(seed).standard_normal(n)
+
+
+def chain_n(x, n):
+    """`chain` with the number of steps as an argument: the loop-memory workload."""
+    for _ in range(n):
+        x = np.sin(x) * 0.9 + 0.1 * np.cos(x) * x
+    return np.sum(x * x)
+
+
+def rosen(x):
+    """The n-dimensional Rosenbrock function, vectorised."""
+    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+def rosen_input(seed, n):
+    return np.random.default_rng(seed).uniform(-2.0, 2.0, n)
+
+
+GPT_CONFIG = dict(vocab=65, block=64, n_embd=128, n_head=4, n_layer=4, batch=32)
+
+
+def gpt_args(seed=0, dtype=np.float32, vocab=65, block=64, n_embd=128, n_head=4, n_layer=4,
+             batch=32):
+    """(params, idx, targets, n_head) for `models.transformer.gpt_loss`: GPT-2 init and
+    random token windows (uniform ids; the timing does not depend on the text)."""
+    from models.transformer import init_params
+    params = init_params(vocab, n_layer, n_embd, n_head, block, seed, dtype=dtype)
+    rng = np.random.default_rng(seed + 1)
+    idx = rng.integers(0, vocab, size=(batch, block))
+    targets = rng.integers(0, vocab, size=(batch, block))
+    return params, idx, targets, n_head
