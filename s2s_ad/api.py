@@ -1,6 +1,7 @@
 """The public transformations and the cache of generated code."""
 import functools
 import inspect
+import math
 import weakref
 
 import numpy as np
@@ -298,6 +299,7 @@ def jacobian(func=None, wrt=0, mode="auto"):
     if isinstance(wrt, tuple):
         raise TypeError("jacobian takes one argument index or name as wrt")
     forward, backward = Transformed(func, "jvp", wrt), Transformed(func, "vjp", wrt)
+    outputs = {}   # signature -> (output shape, output dtype): learnt once per signature
 
     def jac(*args, **kwargs):
         index = _index_of(forward, wrt)
@@ -306,11 +308,14 @@ def jacobian(func=None, wrt=0, mode="auto"):
         if not (hasattr(x, "dtype") and np.issubdtype(x.dtype, np.floating)):
             raise TypeError("jacobian differentiates with respect to a float or a float array")
         bound = forward._args(args, kwargs)
-        out = forward(*bound, np.zeros_like(x))[0]
-        out_shape = np.shape(out)
-        use = mode if mode != "auto" else (
-            "forward" if x.size <= int(np.prod(out_shape, dtype=int)) else "reverse")
-        dtype = np.result_type(x.dtype, np.asarray(out).dtype)
+        key = tuple(map(specialize.signature, bound))
+        if key not in outputs:
+            out = forward(*bound, np.zeros_like(x))[0]
+            outputs[key] = (np.shape(out), np.asarray(out).dtype)
+        out_shape, out_dtype = outputs[key]
+        out_size = math.prod(out_shape)
+        use = mode if mode != "auto" else ("forward" if x.size <= out_size else "reverse")
+        dtype = np.result_type(x.dtype, out_dtype)
         if use == "forward":
             cols = []
             for i in range(x.size):
@@ -321,8 +326,8 @@ def jacobian(func=None, wrt=0, mode="auto"):
                 np.zeros(out_shape + x.shape, dtype)
         else:
             rows = []
-            for j in range(int(np.prod(out_shape, dtype=int))):
-                u = np.zeros(int(np.prod(out_shape, dtype=int)), dtype=np.asarray(out).dtype)
+            for j in range(out_size):
+                u = np.zeros(out_size, dtype=out_dtype)
                 u[j] = 1
                 rows.append(np.asarray(backward(*bound, u.reshape(out_shape))[1]))
             result = np.stack(rows).reshape(out_shape + x.shape)
