@@ -265,11 +265,11 @@ def train(cfg, resume=False, progress=True, on_step=None):
         return _train(cfg, resume, progress, on_step)
 
 
-def _fit_steps(cfg, step, t_start, clock):
+def _fit_steps(cfg, step, t_start, clock, wall_before):
     """How many steps fit the time budget, from the speed of the steps so far (with a
     margin for evaluations, checkpoints and the final sample)."""
     per_step = clock["train"] / max(clock["timed_steps"], 1)
-    left = cfg["time_budget"] - (time.perf_counter() - t_start) - clock.get("wall", 0.0)
+    left = cfg["time_budget"] - (time.perf_counter() - t_start) - wall_before
     evals = per_step * 0.4 * cfg["eval_batches"] / max(cfg["eval_every"], 1)
     fit = step + 1 + int(left * 0.9 / (per_step + evals))
     return max(step + 2, min(cfg["steps"], fit))
@@ -346,7 +346,8 @@ def _train(cfg, resume, progress, on_step):
             refit = step == start + 20 or (step > start + 20 and step % 100 == 0
                                            and step < cfg["steps"] // 2)
             if cfg.get("time_budget") and not clock.get("fit_done") and refit:
-                cfg["steps"] = clock["fitted_steps"] = _fit_steps(cfg, step, t_start, clock)
+                cfg["steps"] = clock["fitted_steps"] = _fit_steps(cfg, step, t_start, clock,
+                                                                   wall_before)
                 if bar is not None and hasattr(bar, "total"):
                     bar.total = cfg["steps"]
             if step == start:
