@@ -43,7 +43,7 @@ PRESETS = {
     # `steps`, as many as fit in `time_budget` seconds of training, so that the whole run
     # stays within 10 minutes on a 2-core machine whatever else shares it.
     "default": dict(model="gpt", n_layer=4, n_embd=128, n_head=4, block_size=64, batch_size=32,
-                    steps=3000, time_budget=510, lr=2e-3, warmup=50, weight_decay=0.1, clip=1.0,
+                    steps=3000, time_budget=550, lr=2e-3, warmup=50, weight_decay=0.1, clip=1.0,
                     eval_every=100, eval_batches=10, checkpoint_every=100),
     # Up to an hour: the same width with twice the context (measured 2x the cost a step, so
     # ~0.57 s when quiet: ~40 min) and ~20 tokens per parameter, the compute-optimal ratio,
