@@ -893,15 +893,21 @@ class Normalizer:
                     self.constant(name, value) for name, value in bound.arguments.items()}
         self.reads = {}
         try:
-            body = fn.body
-            if body and isinstance(body[0], gast.Expr):
-                body = body[1:]
-            result, _ = self.function_body(body, target)
+            result = self.callee_body(fn, target)
         finally:
             self.inlining.pop()
             (self.src, self.scope, self.locals, self.env, self.node, self.own_names,
              self.reads) = saved
         return result
+
+    def callee_body(self, fn, target):
+        """The value a def (its docstring skipped) or a lambda returns, normalized here."""
+        if isinstance(fn, gast.Lambda):
+            return self.expr(fn.body, target)
+        body = fn.body
+        if body and isinstance(body[0], gast.Expr) and isinstance(body[0].value, gast.Constant):
+            body = body[1:]
+        return self.function_body(body, target)[0]
 
     def inline_local(self, local, args, kwargs, target, node):
         """A call to a nested def or a lambda: inlined like a helper; its free names are
@@ -930,13 +936,7 @@ class Normalizer:
         self.reads = {}
         self.inlining.append(id(fn))
         try:
-            if isinstance(fn, gast.Lambda):
-                result = self.expr(fn.body, target)
-            else:
-                body = fn.body
-                if body and isinstance(body[0], gast.Expr):
-                    body = body[1:]
-                result, _ = self.function_body(body, target)
+            result = self.callee_body(fn, target)
         finally:
             self.inlining.pop()
             self.locals, self.env, self.own_names, self.reads = saved
