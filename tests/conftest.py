@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 _SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
          HealthCheck.large_base_example]
 
-settings.register_profile("ci", max_examples=10, deadline=None, derandomize=True, database=None,
+settings.register_profile("ci", max_examples=15, deadline=None, derandomize=True, database=None,
                           suppress_health_check=_SLOW, print_blob=True)
 settings.register_profile("nightly", max_examples=300, deadline=None,
                           suppress_health_check=_SLOW, print_blob=True)

@@ -27,6 +27,23 @@ from hypothesis import assume, strategies as st
 from hypothesis.extra import numpy as hnp
 
 DTYPES = (np.float64, np.float32)
+
+# Open compiler bugs found by this suite, each with a minimal reproducer in
+# test_properties.py marked xfail(strict=True) (it XPASSes, and so fails, once the bug is
+# fixed). While AVOID_KNOWN_BUGS is True the program strategy steers clear of them, so that
+# the property tests stay green and keep guarding everything else; set it to False (and
+# drop the xfail marks) once they are fixed.
+KNOWN_BUGS = {
+    "sum-of-product-with-smaller-operand":
+        "np.sum(a * b) with b of fewer dimensions than a, e.g. a (2, 1) and b (2,): the "
+        "gradient wrt a fails with AxisError or has b's shape",
+    "loop-0d-float32-hvp":
+        "a 0-d float32 value carried through a for loop: hvp returns float64",
+    "loop-duplicate-value":
+        "two names given the same value inside a for loop (a = np.sin(x); b = np.sin(x), "
+        "or b = a), one read after the loop: its gradient is lost (0)",
+}
+AVOID_KNOWN_BUGS = True
 MAX_SIDE = 4
 
 
@@ -233,8 +250,6 @@ def _transpose():
         shape = draw(shapes(min_dims=1, max_dims=4, max_side=3))
         perm = tuple(draw(st.permutations(range(len(shape)))))
         forms = ["np.transpose(x)", "np.transpose(x, {p})", "x.transpose({a})", "x.T"]
-        if len(shape) == 2:
-            forms.append("x.T")
         form = draw(st.sampled_from(forms))
         return form.format(p=perm, a=", ".join(map(str, perm))), {"x": shape}
     return build()
@@ -448,7 +463,7 @@ def indices(draw, shape):
         parts = [":"] if shape else ["..."]
     text = ", ".join(parts)
     try:
-        np.zeros(shape)[eval(f"({text},)", {"np": np})]
+        eval(f"_z[{text}]", {"np": np, "_z": np.zeros(shape)})
     except IndexError:
         assume(False)
     return text
@@ -543,10 +558,13 @@ def programs(draw, max_statements=20, allow_loop=True, allow_helper=True):
         return draw(st.sampled_from(pool)) if pool else None
 
     def emit(expr, shape, bound, target=None, into=None):
-        used.update(re.findall(r"\b[xv]\d+\b", expr))
-        name = target or fresh()
         if bound > BOUND:
             expr, bound = f"np.tanh({expr})", 1.0
+        if AVOID_KNOWN_BUGS and into is not None and \
+                any(line.endswith(f" = {expr}") for line in into):
+            return None                               # KNOWN_BUGS["loop-duplicate-value"]
+        used.update(re.findall(r"\b[xv]\d+\b", expr))
+        name = target or fresh()
         (into if into is not None else lines).append(f"{name} = {expr}")
         var = _Var(name, shape, bound)
         if target is None:
@@ -573,16 +591,23 @@ def programs(draw, max_statements=20, allow_loop=True, allow_helper=True):
             axis = draw(axes_for(len(a.shape)))
             keep = draw(st.booleans())
             count = reduced_count(a.shape, axis)
+            arg = a.name
+            if AVOID_KNOWN_BUGS and fn in ("np.sum", "np.mean", "method") and \
+                    count == math.prod(a.shape):
+                # a sum or mean over everything hands back a scalar adjoint, which meets
+                # KNOWN_BUGS["sum-of-product-with-smaller-operand"] in a product below; an
+                # elementwise function in between makes it a full array
+                arg = f"np.tanh({a.name})"
             if fn == "method":
                 m = draw(st.sampled_from(["sum", "mean"]))
-                expr = f"{a.name}.{m}(axis={axis!r}, keepdims={keep})"
+                expr = f"{arg}.{m}(axis={axis!r}, keepdims={keep})"
                 bound = a.bound * (count if m == "sum" else 1)
             elif fn == "np.prod":
                 if a.bound ** count > BOUND:
                     return None
                 expr, bound = f"np.prod({a.name}, axis={axis!r}, keepdims={keep})", a.bound ** count
             else:
-                expr = f"{fn}({a.name}, axis={axis!r}, keepdims={keep})"
+                expr = f"{fn}({arg}, axis={axis!r}, keepdims={keep})"
                 bound = {"np.sum": a.bound * count, "np.mean": a.bound,
                          "np.var": a.bound ** 2}[fn]
             return emit(expr, _shape_of(expr, variables), bound, into=into)
@@ -594,8 +619,9 @@ def programs(draw, max_statements=20, allow_loop=True, allow_helper=True):
                                           len(v.shape) == 2 and v.shape[0] == k))
             if b is None or (len(a.shape) > 2 and len(b.shape) == 1):
                 return None
-            out = np.empty(a.shape) @ np.empty(b.shape)
-            form = draw(st.sampled_from(["{a} @ {b}", "np.matmul({a}, {b})", "np.einsum"]))
+            out = np.ones(a.shape) @ np.ones(b.shape)
+            forms = ["{a} @ {b}", "np.matmul({a}, {b})"] + (["np.einsum"] if len(a.shape) <= 3 else [])
+            form = draw(st.sampled_from(forms))
             if form == "np.einsum":
                 la = "ijk"[3 - len(a.shape):]
                 lb = "k" if len(b.shape) == 1 else "kl"
@@ -646,8 +672,10 @@ def programs(draw, max_statements=20, allow_loop=True, allow_helper=True):
     sinks = [v for v in variables if v.name not in used and v.name.startswith("v")]
     terms = []
     for v in sinks or variables[-1:]:
-        form = draw(st.sampled_from(["np.sum({v})", "np.mean({v})", "np.sum({v} * {v})",
-                                     "np.mean(np.sin({v}))"]))
+        forms = ["np.sum({v} * {v})", "np.mean(np.sin({v}))", "np.sum(np.tanh({v}))"]
+        if not AVOID_KNOWN_BUGS:            # KNOWN_BUGS["sum-of-product-with-smaller-operand"]
+            forms += ["np.sum({v})", "np.mean({v})"]
+        form = draw(st.sampled_from(forms))
         terms.append(form.format(v=v.name))
     result = " + ".join(terms)
     params = ", ".join(f"x{j}" for j in range(nargs))
@@ -709,11 +737,13 @@ def _loop(draw, variables, lines, statement, fresh, used):
     """`h = <some value>; for i in range(k): <a few statements>; h = ...` with h carried."""
     h0 = draw(st.sampled_from(variables))
     h = fresh()
-    lines.append(f"{h} = {h0.name}")
+    init = h0.name if h0.bound <= 1.0 else f"np.tanh({h0.name})"
+    shape = h0.shape
+    if AVOID_KNOWN_BUGS and not shape:          # KNOWN_BUGS["loop-0d-float32-hvp"]
+        init, shape = f"np.expand_dims({init}, 0)", (1,)
+    lines.append(f"{h} = {init}")
     used.add(h0.name)
-    carried = _Var(h, h0.shape, 1.0 if h0.bound > 1.0 else h0.bound)
-    if h0.bound > 1.0:
-        lines[-1] = f"{h} = np.tanh({h0.name})"
+    carried = _Var(h, shape, min(h0.bound, 1.0))
     k = draw(st.integers(1, 4))
     lines.append(f"for i in range({k}):")
     body = []
