@@ -322,8 +322,7 @@ class ReverseMode:
             shape = broadcast(shapes["g"], *[shapes[n] for n in template_names(text) if n in shapes])
             if _is_mask(text):
                 self.masks = True
-            if g_scalar and shape == ():
-                expr = self.spread(expr, ans_info, arg_info)
+            expr, shape = self.nominal(expr, shape, g_scalar, ans_info, arg_info)
             self.add(key, self.fit(Contribution(expr, shape), arg_info, key))
             return
         template = rule.adjoint[param]
@@ -350,8 +349,7 @@ class ReverseMode:
         if shape is None:
             if rule.elementwise:
                 shape = broadcast(*[shapes[n] for n in template_names(text) if n in shapes])
-                if g_scalar and shape == ():
-                    expr = self.spread(expr, ans_info, arg_info)
+                expr, shape = self.nominal(expr, shape, g_scalar, ans_info, arg_info)
             else:
                 shape = arg_info.shape
         self.add(key, self.fit(Contribution(expr, shape), arg_info, key))
@@ -391,6 +389,19 @@ class ReverseMode:
                 return super().visit(node)
 
         return Reuse().visit(expr) if available else expr
+
+    def nominal(self, expr, shape, g_scalar, ans_info, arg_info):
+        """An elementwise contribution made from a scalar `g` that stands for one of the
+        result's shape: scaled by the copies (all scalar), or seen at the result's shape
+        (so that the reduction back to the argument counts every element)."""
+        if not g_scalar:
+            return expr, shape
+        if shape == ():
+            return self.spread(expr, ans_info, arg_info), ()
+        if shape is not None and ans_info.shape is not None and shape != ans_info.shape:
+            return (astb.call("np.broadcast_to", [expr, render(Const(ans_info.shape))]),
+                    ans_info.shape)
+        return expr, shape
 
     def spread(self, expr, ans_info, arg_info):
         """A scalar adjoint stands for the same value at every element of the result: an

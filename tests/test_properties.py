@@ -505,12 +505,6 @@ def test_regression_check_grads_at_a_vanishing_hessian():
 # Minimal reproducers of bugs still open (see strategies.KNOWN_BUGS: the program strategy
 # avoids them while strategies.AVOID_KNOWN_BUGS is True). strict=True: the day a bug is
 # fixed its test XPASSes and fails, as a reminder to drop the mark and the avoidance.
-@pytest.mark.xfail(strict=True, reason=(
-    "compiler bug: def f(a, b): return np.sum(a * b) with a = np.ones((2, 1)), "
-    "b = np.ones(2): ad.grad(f)(a, b) raises AxisError (generated code "
-    "`np.sum(b, axis=1, keepdims=True)`: the scalar adjoint of the full sum times the "
-    "partial b has b's shape, not the product's); with a = np.ones((1, 2)) the gradient "
-    "silently has shape (2,) instead of (1, 2)"))
 @pytest.mark.parametrize("shape_a", [(2, 1), (1, 2), (1, 1)])
 def test_bug_full_sum_of_a_product_with_a_smaller_operand(shape_a):
     _regression_grad("def f(a, b):\n    return np.sum(a * b)\n",
@@ -531,12 +525,6 @@ def test_bug_hvp_of_a_0d_float32_loop_value_is_float64():
     assert np.asarray(hv).dtype == np.float32, np.asarray(hv).dtype
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "compiler bug: def f(x):\n    for i in range(2):\n        a = np.sin(x)\n"
-    "        b = np.sin(x)\n    return np.sum(a)\nad.grad(f)(np.array([0.5])) is [0.] "
-    "instead of cos(0.5) = [0.8776] (silently wrong; jvp is right). Same with `b = a` "
-    "in the loop body: two names bound to one value inside a loop lose the gradient of "
-    "the one read after the loop (the backward sweep zeroes its adjoint twice)"))
 @pytest.mark.parametrize("second", ["np.sin(x)", "a"])
 def test_bug_loop_body_with_two_names_for_one_value(second):
     _regression_grad("def f(x):\n    for i in range(2):\n        a = np.sin(x)\n"

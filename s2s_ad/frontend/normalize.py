@@ -507,8 +507,8 @@ class Normalizer:
             self.env[name] = Var(loop_name)
         # Names first assigned in the body keep the last iteration's value after it.
         carried = list(entry.values())
-        exported = sorted(self.env[n].name for n in assigned
-                          if n not in entry and n != loop_var and isinstance(self.env.get(n), Var))
+        exported = sorted({self.env[n].name for n in assigned  # (two names, one value: once)
+                           if n not in entry and n != loop_var and isinstance(self.env.get(n), Var)})
         body, self.ops = self.ops, outer
         self.reads = outer_reads
         changing = {Var(n) for n in carried + exported}
