@@ -213,10 +213,12 @@ class ForwardMode:
         return op_expr(Op(op.target, op.prim, tuple(args), kwargs, op.line, op.col, op.callee,
                           op.file))
 
-    def zeros(self, name, info):
+    def zeros(self, name, info, result=False):
         if info.kind == "stack":
             return astb.list_([])
-        if info.kind == "array":
+        # A 0-d value may be a Python number (a seed 1.0 the loop carries): a zero array
+        # like it would be float64 and make float32 tangents float64. 0.0 is weak.
+        if info.kind == "array" and (result or info.shape != ()):
             return astb.call("np.zeros_like", [astb.name(name)])
         return astb.const(0.0)
 
@@ -228,7 +230,7 @@ class ForwardMode:
             if info.kind in ("list", "tuple", "dict"):
                 raise TransformError("jvp of a function returning a container that does not "
                                      "depend on the input is not supported")
-            return self.zeros(atom.name, info)
+            return self.zeros(atom.name, info, result=True)
         if isinstance(atom, Seq):
             if atom.kind == "dict":
                 return astb.dict_([astb.const(k) for k in atom.keys],

@@ -76,7 +76,9 @@ class ReverseMode:
         self.available = {}          # forward values that adjoint code may reuse by name
         self.segments = {}
         self.masks = False           # a partial derivative was a boolean mask
+        self.numbers = False         # a number met masks only: an array may be float64
         self.handed_out = set()
+        self.pending = {}            # accumulator -> one op's contributions, not yet added
 
     # -- names ----------------------------------------------------------------------------
     def bar(self, key):
@@ -122,6 +124,7 @@ class ReverseMode:
             self.stmts = []
             self.available = self.segment_values(body, k)
             self.backward(stmt)
+            self.add_pending()
             if self.stmts:
                 comment = self.p.where(stmt)
                 if blocks and isinstance(blocks[-1], tuple) and blocks[-1][0] == comment:
@@ -201,16 +204,18 @@ class ReverseMode:
         itself may not exist on this path)."""
         bar, info = self.bar(name), self.infos[name]
         primal = astb.name(like or name)
+        # A 0-d adjoint may stay a number: nothing scatters into it, and a Python number
+        # (unlike a 0-d float64 array) keeps float32 arithmetic float32.
+        array = info.kind == "array" and info.shape != ()
         if done is None:
-            value = astb.call("np.zeros_like", [primal]) if info.kind == "array" else astb.const(0.0)
+            value = astb.call("np.zeros_like", [primal]) if array else astb.const(0.0)
         else:
             expr, shape = done
-            if shape == () and info.kind == "array" and info.shape != ():
+            if shape == () and array:
                 value = astb.call("np.full_like", [primal, expr])
-            elif isinstance(expr, gast.Name) and expr.id == bar and (
-                    bar in self.owned or info.kind != "array"):
+            elif isinstance(expr, gast.Name) and expr.id == bar and (bar in self.owned or not array):
                 return
-            elif info.kind == "array" and not fresh_array(expr):
+            elif array and not fresh_array(expr):
                 # A loop adds into it (scatters in place): it must not share memory with
                 # another value.
                 value = astb.call("np.copy", [expr])
@@ -221,14 +226,20 @@ class ReverseMode:
             self.owned.add(bar)
 
     def add(self, key, contribution):
-        if key in self.accumulators:  # inside a loop: add into the running sum now
-            bar = astb.name(self.accumulators[key])
-            if contribution.index is None:
-                self.emit(astb.assign(bar.id, astb.binop(bar, gast.Add(), contribution.expr)))
+        if key in self.accumulators:  # inside a loop: add into the running sum
+            if contribution.index is None:   # after the op's other contributions
+                self.pending.setdefault(key, []).append(contribution.expr)
             else:
-                self.emit(self.scatter(bar.id, contribution))
+                self.emit(self.scatter(self.accumulators[key], contribution))
             return
         self.contribs.setdefault(key, []).append(contribution)
+
+    def add_pending(self):
+        """`x_bar = x_bar + (sum of one op's contributions)`: x * x adds 2.0 * ... once."""
+        for key, exprs in self.pending.items():
+            bar = astb.name(self.accumulators[key])
+            self.emit(astb.assign(bar.id, astb.binop(bar, gast.Add(), plus(exprs))))
+        self.pending = {}
 
     def scatter(self, name, c):
         if c.repeats:
@@ -313,8 +324,11 @@ class ReverseMode:
         if g_scalar and not rule.lazy_g:
             g = astb.call("np.full_like", [astb.name(op.target), g])
             g_shape = ans_info.shape
+            ctx.g_scalar = g_scalar = False
         mapping, shapes = ctx.placeholders()
         mapping["g"], shapes["g"] = g, g_shape
+        if g is not None and coefficient(g) and param not in rule.partials:
+            self.numbers = True  # np.where(condition, 1.0, 0.0): a float64 array
         if g_parts is not None:
             for path, (expr, _shape) in g_parts.items():
                 if len(path) == 1:
@@ -465,6 +479,8 @@ class ReverseMode:
                                     or coefficient(dense[0].expr)):
                 return dense[0].expr, dense[0].shape  # a name or a number: use it as is
             total = plus([c.expr for c in dense])
+            if coefficient(total):
+                return total, broadcast(*[c.shape for c in dense])
             self.emit(astb.assign(name, total))
             if fresh_array(total):
                 self.owned.add(name)
@@ -542,7 +558,15 @@ class ReverseMode:
         expr, shape = done
         if shape == () and info.shape != ():
             return astb.call("np.full_like", [primal, expr])
-        if self.masks or any(i.kind == "array" and i.dtype.kind in "fc" and i.dtype != info.dtype
+        if info.shape == ():
+            # A 0-d array: its adjoint may be a Python number or a 0-d array of another
+            # type; hand out a scalar of the argument's type.
+            number = coefficient(expr)
+            value = astb.const(number[0] / (number[1] or 1.0)) if number else expr
+            return astb.call(f"np.{info.dtype.name}", [value])
+        # (a number among masks makes float64 at most)
+        if self.masks or (self.numbers and info.dtype != np.float64) or any(
+                i.kind == "array" and i.dtype.kind in "fc" and i.dtype != info.dtype
                              for i in self.infos.values()):
             # Other float types met on the way (float32 weights, float64 constants) or
             # boolean masks (np.maximum's): the gradient takes its argument's dtype.

@@ -28,19 +28,6 @@ from hypothesis.extra import numpy as hnp
 
 DTYPES = (np.float64, np.float32)
 
-# Open compiler bugs found by this suite, each with a minimal reproducer in
-# test_properties.py marked xfail(strict=True) (it XPASSes, and so fails, once the bug is
-# fixed). While AVOID_KNOWN_BUGS is True the program strategy steers clear of them, so that
-# the property tests stay green and keep guarding everything else; set it to False (and
-# drop the xfail marks) once they are fixed.
-KNOWN_BUGS = {
-    "loop-0d-float32-hvp":
-        "a 0-d float32 value carried through a for loop: hvp returns float64",
-    "loop-int-array-index-hvp":
-        "a loop body reading an argument through an integer array (x[np.array([0, 0])]) "
-        "and using it elsewhere: hvp raises TransformError on the generated adjoint",
-}
-AVOID_KNOWN_BUGS = True
 MAX_SIDE = 4
 
 
@@ -608,7 +595,9 @@ def programs(draw, max_statements=20, allow_loop=True, allow_helper=True):
             if b is None or (len(a.shape) > 2 and len(b.shape) == 1):
                 return None
             out = np.ones(a.shape) @ np.ones(b.shape)
-            forms = ["{a} @ {b}", "np.matmul({a}, {b})"] + (["np.einsum"] if len(a.shape) <= 3 else [])
+            forms = ["{a} @ {b}", "np.matmul({a}, {b})"]
+            if len(a.shape) <= 3:
+                forms.append("np.einsum")
             form = draw(st.sampled_from(forms))
             if form == "np.einsum":
                 la = "ijk"[3 - len(a.shape):]
@@ -624,9 +613,8 @@ def programs(draw, max_statements=20, allow_loop=True, allow_helper=True):
             if not a.shape:
                 return None
             n = a.shape[0]
-            forms = ["{a}[{i}]", "{a}[::-1]", "{a}[..., {j}]", "{a}[{i}:]"]
-            if into is None or not AVOID_KNOWN_BUGS:   # KNOWN_BUGS["loop-int-array-index-hvp"]
-                forms.append("{a}[np.array([{i}, 0, {i}])]")
+            forms = ["{a}[{i}]", "{a}[::-1]", "{a}[..., {j}]", "{a}[{i}:]",
+                     "{a}[np.array([{i}, 0, {i}])]"]
             form = draw(st.sampled_from(forms))
             expr = form.format(a=a.name, i=draw(st.integers(-n, n - 1)),
                                j=draw(st.integers(-a.shape[-1], a.shape[-1] - 1)))
@@ -728,8 +716,6 @@ def _loop(draw, variables, lines, statement, fresh, used):
     h = fresh()
     init = h0.name if h0.bound <= 1.0 else f"np.tanh({h0.name})"
     shape = h0.shape
-    if AVOID_KNOWN_BUGS and not shape:          # KNOWN_BUGS["loop-0d-float32-hvp"]
-        init, shape = f"np.expand_dims({init}, 0)", (1,)
     lines.append(f"{h} = {init}")
     used.add(h0.name)
     carried = _Var(h, shape, min(h0.bound, 1.0))

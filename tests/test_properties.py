@@ -196,6 +196,15 @@ def draw_values(data, domain, shape, dtype, label):
     return data.draw(S.values(domain, shape, dtype), label=label)
 
 
+def draw_result(data, expr, weighted="np.sum(({e}) * c)"):
+    """The returned scalar: usually `weighted` (the weights c make every output element
+    count differently), sometimes a plain np.sum / np.mean of `expr`, whose adjoint is the
+    scalar the compiler passes around unexpanded (the path most bugs were found on)."""
+    form = data.draw(st.sampled_from([weighted, weighted, "np.sum({e})", "np.mean({e})"]),
+                     label="result")
+    return form.format(e=expr)
+
+
 def draw_weights(data, shape, dtype):
     """`c`, the non-differentiated weights of the output: of the arguments' dtype, or
     sometimes of the other one (a float32 argument keeps a float32 derivative when f
@@ -203,6 +212,9 @@ def draw_weights(data, shape, dtype):
     other = np.float32 if dtype == np.float64 else np.float64
     dtype = data.draw(st.sampled_from([dtype, dtype, other]), label="dtype of c")
     return draw_values(data, "real", shape, dtype, "c")
+
+
+SIN = "np.sum(np.sin({e}) * c)"     # linear functions: a nonlinearity for a nonzero hvp
 
 
 # ====================================================================== elementwise
@@ -245,7 +257,7 @@ def test_unary(expr, domain, data):
     c = draw_weights(data, shape, dtype)
     # the reference has no rule for np.round: finite differences only
     oracle = "fd" if "np.round" in expr else "reference"
-    check_derivatives(f"def f(x, c):\n    return np.sum(({expr}) * c)\n", [x, c], wrt=(0,),
+    check_derivatives(f"def f(x, c):\n    return {draw_result(data, expr)}\n", [x, c], wrt=(0,),
                       oracle=oracle)
 
 
@@ -278,7 +290,7 @@ def test_binary_broadcasting(expr, dx, dy, data):
     # the perturbation is smaller than the result (it does not broadcast it): finite
     # differences only for those.
     oracle = "fd" if "np.sin(x), y)" in expr and (sx != sout or sy != sout) else "reference"
-    check_derivatives(f"def f(x, y, c):\n    return np.sum(({expr}) * c)\n", [x, y, c],
+    check_derivatives(f"def f(x, y, c):\n    return {draw_result(data, expr)}\n", [x, y, c],
                       wrt=(0, 1), oracle=oracle)
 
 
@@ -312,7 +324,7 @@ def test_reductions(fn, data):
     x = draw_values(data, REDUCTIONS[fn], shape, dtype, "x")
     out_shape = np.shape(eval(expr, {"np": np, "x": np.ones(shape)}))
     c = draw_weights(data, out_shape, dtype)
-    check_derivatives(f"def f(x, c):\n    return np.sum(np.sin({expr}) * c)\n", [x, c], wrt=(0,))
+    check_derivatives(f"def f(x, c):\n    return {draw_result(data, expr, SIN)}\n", [x, c], wrt=(0,))
 
 
 @examples(20)
@@ -325,7 +337,7 @@ def test_norm(data):
     expr = form.format(a=data.draw(st.integers(-len(shape), len(shape) - 1), label="axis"))
     x = draw_values(data, "nonzero", shape, dtype, "x")
     c = draw_weights(data, np.shape(eval(expr, {"np": np, "x": np.ones(shape)})), dtype)
-    check_derivatives(f"def f(x, c):\n    return np.sum(np.sin({expr}) * c)\n", [x, c], wrt=(0,))
+    check_derivatives(f"def f(x, c):\n    return {draw_result(data, expr, SIN)}\n", [x, c], wrt=(0,))
 
 
 # ====================================================================== products
@@ -336,7 +348,7 @@ def _product_case(data, expr, shapes_, wrt=None):
     env = {"np": np, **{n: np.ones(s) for n, s in zip(names, shapes_)}}
     c = draw_weights(data, np.shape(eval(expr, env)), dtype)
     params = ", ".join(list(names) + ["c"])
-    source = f"def f({params}):\n    return np.sum(np.sin({expr}) * c)\n"
+    source = f"def f({params}):\n    return {draw_result(data, expr, SIN)}\n"
     check_derivatives(source, args + [c], wrt=tuple(range(len(names))) if wrt is None else wrt)
 
 
@@ -400,7 +412,7 @@ def test_shape_functions(kind, data):
     env = {"np": np, **{n: np.ones(shapes_[n], dtype) for n in names}}
     c = draw_weights(data, np.shape(eval(expr, env)), dtype)
     params = ", ".join(names + ["c"])
-    source = f"def f({params}):\n    return np.sum(np.sin({expr}) * c)\n"
+    source = f"def f({params}):\n    return {draw_result(data, expr, SIN)}\n"
     # the reference has no tangent for the fill value of np.full / np.full_like, nor float()
     oracle = "fd" if "full" in expr or "float(" in expr else "reference"
     check_derivatives(source, args + [c], wrt=tuple(range(len(names))), oracle=oracle)
@@ -435,14 +447,7 @@ def test_random_programs(program, data):
     source, arg_shapes = program
     dtype = data.draw(S.dtypes(), label="dtype")
     args = _program_args(data, arg_shapes, dtype)
-    try:
-        check_derivatives(source, args, wrt=tuple(range(len(args))))
-    except ad.TransformError as exc:
-        # Known limitation (open): hvp refuses some generated adjoints that scatter
-        # (np.add.at) into an accumulator it cannot prove is not a view. A refusal, never
-        # a wrong number; anything else still fails.
-        if "in-place updates" not in str(exc):
-            raise
+    check_derivatives(source, args, wrt=tuple(range(len(args))))
 
 
 @examples(30)
@@ -524,16 +529,10 @@ def test_regression_loop_body_with_two_names_for_one_value(second):
                      f"        b = {second}\n    return np.sum(a)\n", [np.array([0.5])], 0)
 
 
-# ====================================================================== open compiler bugs
-# Minimal reproducers of bugs still open (see strategies.KNOWN_BUGS: the program strategy
-# avoids them while strategies.AVOID_KNOWN_BUGS is True). strict=True: the day a bug is
-# fixed its test XPASSes and fails, as a reminder to drop the mark and the avoidance.
-@pytest.mark.xfail(strict=True, reason=(
-    "compiler bug: def f(x):\n    v = x\n    for i in range(2):\n        v = np.sin(v)\n"
-    "    return v\nad.hvp(f)(np.array(0.5, np.float32), np.array(1.0, np.float32)) is a "
-    "float64 (value right; grad and jvp stay float32): a 0-d float32 value carried "
-    "through a loop loses its dtype in the hvp"))
-def test_bug_hvp_of_a_0d_float32_loop_value_is_float64():
+# ====================================================================== fixed bugs
+# Minimal reproducers of compiler bugs the property suite found (now fixed).
+def test_regression_hvp_of_a_0d_float32_loop_value_is_float64():
+    """A 0-d float32 value carried by a loop: the hvp was float64 (a zero tangent like a Python-float seed)."""
     f = compiled("def f(x):\n    v = x\n    for i in range(2):\n        v = np.sin(v)\n"
                  "    return v\n")
     x, v = np.array(0.5, np.float32), np.array(1.0, np.float32)
@@ -542,14 +541,42 @@ def test_bug_hvp_of_a_0d_float32_loop_value_is_float64():
     assert np.asarray(hv).dtype == np.float32, np.asarray(hv).dtype
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "compiler bug: def f(x):\n    for i in range(1):\n        a = np.sin(x)\n"
-    "        b = x[np.array([0, 0])]\n    return np.sum(a) + np.sum(b * b)\n"
-    "ad.hvp(f)(np.array([0.3]), np.array([1.0])) raises TransformError 'in-place updates "
-    "are supported only on arrays and lists the function computed itself' on the generated "
-    "adjoint's `np.add.at(x_bar, t1, b_bar)` inside the reversed loop (grad is right)"))
-def test_bug_hvp_of_a_loop_reading_an_argument_through_an_integer_array():
+def test_regression_hvp_of_a_loop_reading_an_argument_through_an_integer_array():
+    """hvp raised TransformError on the adjoint's np.add.at into an accumulator a loop carries."""
     f = compiled("def f(x):\n    for i in range(1):\n        a = np.sin(x)\n"
                  "        b = x[np.array([0, 0])]\n    return np.sum(a) + np.sum(b * b)\n")
     x, v = np.array([0.3]), np.array([1.0])
     np.testing.assert_allclose(ad.hvp(f)(x, v), reference.hvp(f, [x], 0, v), rtol=1e-12)
+
+
+def test_regression_hvp_merges_equal_sums_across_an_in_place_scatter():
+    """hvp was wrong: two equal np.sum(t4_bar) around an np.add.at into the first were merged."""
+    f = compiled("def f(x):\n    s = x * 1.0\n    return np.sum(np.sin(x + s[np.array([0, 0])] + s))\n")
+    x, v = np.array([[-0.27, -0.5]]), np.array([[0.5, 1.0]])
+    np.testing.assert_allclose(ad.hvp(f)(x, v), reference.hvp(f, [x], 0, v), rtol=1e-10)
+
+
+@pytest.mark.parametrize("body,x,y", [
+    ("np.sum(x)", np.array(0.5, np.float32), np.ones(3, np.float32)),
+    ("x + x", np.array(0.5, np.float32), np.ones(3, np.float32)),
+    ("np.sum(x)", np.array(0.5), np.ones(3, np.float32)),
+])
+def test_regression_gradient_of_a_0d_array_under_a_linear_sum(body, x, y):
+    """A 0-d argument under a linear sum: the gradient was float64, a Python float, or an error."""
+    f = compiled(f"def f(x, y):\n    return {body}\n")
+    g = ad.grad(f)(x, y)
+    assert isinstance(g, (np.ndarray, np.generic)) and g.dtype == x.dtype, repr(g)
+    np.testing.assert_allclose(g, reference.grad(f, [x, y], 0))
+
+
+@pytest.mark.parametrize("body", ["np.einsum('k,k->', x, x)", "np.tensordot(x, x, 1)"])
+def test_regression_scalar_einsum_of_float32_gives_float64_gradient(body):
+    """A scalar einsum of float32: the seed 1.0 became a float64 einsum operand."""
+    _regression_grad(f"def f(x):\n    return {body}\n", [np.array([0.5, 0.25], np.float32)], 0)
+
+
+@pytest.mark.parametrize("body", ["np.sum(x * x)", "x @ x"])
+def test_regression_0d_float32_result_of_a_loop_gives_float64_gradient(body):
+    """A 0-d float32 result of a loop: its seed was np.copy(1.0), a float64 array."""
+    _regression_grad(f"def f(x):\n    for i in range(1):\n        v = {body}\n    return v\n",
+                     [np.array([0.5, 0.25], np.float32)], 0)

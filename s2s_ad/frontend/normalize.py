@@ -221,6 +221,7 @@ class Normalizer:
         self.node = fn
         self.reads = {}      # (container, constant key) -> the value read, reused
         self.owned = set()   # values made here (np.zeros_like, np.copy, []): may be updated
+        self.updated = set()  # values updated in place (in the loop being read)
         self.list_levels = {}  # name of a list literal -> the loop level it was made at
         self.maybe_unbound = set()  # first assigned in a branch: no value on other paths
         self.levels = [self.ops]               # op lists: the function's, then each loop's
@@ -482,7 +483,15 @@ class Normalizer:
             self.env[loop_var] = Var(index)
         outer, self.ops = self.ops, []
         outer_reads, self.reads = self.reads, {}
-        changing = {Var(n) for n in entry.values()}  # carried values change inside the loop
+        # A carried array the function made itself stays its own in the body (the generated
+        # adjoint scatters into accumulators it carries), if every iteration leaves one too.
+        owned_entry = {n for n in entry.values() if Var(n) in self.owned}
+        updated, self.updated = self.updated, set()
+        # carried values change inside the loop (and arrays updated in place, under their
+        # names before the loop too)
+        changing = {Var(n) for n in entry.values()} | {
+            op.args[0] for op in self.ops[-len(entry):] if op.prim is COPY
+            and op.target in owned_entry} if entry else set()
         for reads in [outer_reads] + self.outer_reads:
             for key in [k for k in reads if _mentions(k, changing)]:
                 del reads[key]
@@ -501,6 +510,13 @@ class Normalizer:
         self.outer_reads.pop()
         # Each carried value gets its iteration's last value back under its own name.
         for name, loop_name in entry.items():
+            last = self.env[name]
+            if last != Var(loop_name) and last not in self.owned and loop_name in owned_entry:
+                if Var(loop_name) in self.updated:
+                    raise self.error(node, f"`{name}` is updated in place in this loop but an "
+                                           "iteration leaves it a view or another value",
+                                     f"end the iteration with {name} = np.copy(...)")
+                self.owned.discard(Var(loop_name))
             if self.env[name] != Var(loop_name):
                 self.ops.append(Op(loop_name, COPY, (self.env[name],), {}, self.src.line(node),
                                    node.col_offset + self.src.col_offset, file=self.src.filename))
@@ -509,6 +525,7 @@ class Normalizer:
         carried = list(entry.values())
         exported = sorted({self.env[n].name for n in assigned  # (two names, one value: once)
                            if n not in entry and n != loop_var and isinstance(self.env.get(n), Var)})
+        self.updated |= updated
         body, self.ops = self.ops, outer
         self.reads = outer_reads
         changing = {Var(n) for n in carried + exported}
@@ -554,10 +571,13 @@ class Normalizer:
                              "copy the array first (y = np.copy(x)), or build the new array "
                              "functionally with np.where or np.concatenate")
         var = self.env[target.id]
+        self.updated.add(var)
         self.ops.append(Op(var.name, prim, (var, *args), {}, self.src.line(self.node),
                            self.node.col_offset + self.src.col_offset, file=self.src.filename))
-        for key in [k for k in self.reads if _mentions(k, {var})]:
-            del self.reads[key]  # its value changed: nothing computed from it can be reused
+        # its value changed: nothing computed from it, nor the computation that made it,
+        # can be reused
+        for key in [k for k, v in self.reads.items() if v == var or _mentions(k, {var})]:
+            del self.reads[key]
 
     def carried_name(self, name, node):
         """A name of its own for a value carried by a loop or a branch: always a new one, so
@@ -567,6 +587,8 @@ class Normalizer:
         target = self.new_def(name)
         self.ops.append(Op(target, COPY, (atom,), {}, self.src.line(node),
                            node.col_offset + self.src.col_offset, file=self.src.filename))
+        if atom in self.owned:   # the copy is an alias: the same array
+            self.owned.add(Var(target))
         self.env[name] = Var(target)
         return target
 

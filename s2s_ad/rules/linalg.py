@@ -121,8 +121,20 @@ def einsum_adjoint(ctx, ins, out, i, names):
     others = [j for j in range(len(ins)) if j != i]
     present = set(out).union(*[set(ins[j]) for j in others])
     reduced = "".join(c for c in target if c in present)
-    spec = ",".join([out] + [ins[j] for j in others]) + "->" + reduced
-    expr = f"np.einsum('{spec}', g{''.join(', ' + names[j] for j in others)})"
+    if not out and not others:       # a full sum: g is a number
+        return f"np.full_like({names[i]}, g)"
+    if not out:
+        # A scalar result: g multiplies (as an einsum operand a Python float would become
+        # a float64 array and turn float32 gradients into float64).
+        if len(others) == 1 and ins[others[0]] == reduced:
+            rest = names[others[0]]
+        else:
+            spec = ",".join(ins[j] for j in others) + "->" + reduced
+            rest = f"np.einsum('{spec}'{''.join(', ' + names[j] for j in others)})"
+        expr = f"g * {rest}"
+    else:
+        spec = ",".join([out] + [ins[j] for j in others]) + "->" + reduced
+        expr = f"np.einsum('{spec}', g{''.join(', ' + names[j] for j in others)})"
     if reduced != target:
         axes = tuple(k for k, c in enumerate(target) if c not in present)
         shape = ctx.shape(names[i])

@@ -125,8 +125,10 @@ defrule(np.sum, REDUCE, linear=("a",), adjoint={"a": _sum_adjoint}, lazy_g=True)
 defrule(np.mean, REDUCE, linear=("a",), adjoint={"a": _mean_adjoint}, lazy_g=True)
 for _f in (np.max, np.min):
     defrule(_f, "a, axis=None, out=None, keepdims=False",
-            adjoint={"a": _extremum_adjoint}, tangent={"a": _extremum_tangent})
-defrule(np.prod, REDUCE, adjoint={"a": _prod_adjoint}, tangent={"a": _prod_tangent})
-defrule(np.var, VAR, adjoint={"a": _var_adjoint}, tangent={"a": _var_tangent})
+            adjoint={"a": _extremum_adjoint}, tangent={"a": _extremum_tangent}, lazy_g=True)
+# (lazy_g: their adjoints take a scalar g as it is; kept() leaves it unexpanded)
+defrule(np.prod, REDUCE, adjoint={"a": _prod_adjoint}, tangent={"a": _prod_tangent},
+        lazy_g=True)
+defrule(np.var, VAR, adjoint={"a": _var_adjoint}, tangent={"a": _var_tangent}, lazy_g=True)
 defrule(np.std, VAR, adjoint={"a": lambda ctx: _var_adjoint(ctx, std=True)},
-        tangent={"a": lambda ctx: _var_tangent(ctx, std=True)})
+        tangent={"a": lambda ctx: _var_tangent(ctx, std=True)}, lazy_g=True)

@@ -183,7 +183,20 @@ def instantiate(template, mapping):
             node.args = [_slices_as_values(a) for a in node.args]
             return node
 
-    return Substitute().visit(tree)
+    return _FoldOnes().visit(Substitute().visit(tree))
+
+
+class _FoldOnes(gast.NodeTransformer):
+    """`1.0 * e`, `e * 1.0` and `e / 1.0` as `e`: a seed or a unit partial substituted
+    into a template."""
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        if isinstance(node.op, gast.Mult) and astb.is_const(node.left, 1):
+            return node.right
+        if isinstance(node.op, (gast.Mult, gast.Div)) and astb.is_const(node.right, 1):
+            return node.left
+        return node
 
 
 def _slices_as_values(node):
@@ -251,6 +264,9 @@ def times(g, d):
 def plus(terms):
     """t1 + t2 + ..., writing `a + -b` as `a - b` and `t + t` as `2.0 * t` (x * x gives
     its adjoint twice)."""
+    numbers = [coefficient(t) for t in terms]
+    if terms and all(numbers):   # only numbers (seeds of a scalar result): one number
+        return astb.const(sum(n / (d or 1.0) for n, d in numbers))
     counts, order = {}, []
     for term in terms:
         key = astb.unparse_key(term)

@@ -44,6 +44,17 @@ def _astype(ctx):
 
 defrule(ASTYPE, "x, dtype, copy=True", linear=("x",), adjoint={"x": _astype}, lazy_g="through")
 
+
+def _scalar_type(ctx):
+    info = ctx.info("x")
+    return f"np.{info.dtype.name}(g)" if info.kind == "array" else "float(g)"
+
+
+# np.float32(x) / np.float64(x): astype for arrays, and what hands out a 0-d gradient in
+# its argument's type (its adjoint may be a Python number).
+for _type in (np.float32, np.float64):
+    defrule(_type, "x", linear=("x",), adjoint={"x": _scalar_type}, lazy_g="through")
+
 # broadcast_to's adjoint is the reduction every broadcasting rule uses: the compiler fits
 # `g` (of the result's shape) back to the argument's shape.
 defrule(np.broadcast_to, "array, shape", linear=("array",),
