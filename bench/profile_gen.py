@@ -56,6 +56,8 @@ def primitive(node):
         return "return (astype, packing)" if node.value is not None else "return"
     if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr)):
         return primitive(node.value)
+    if isinstance(node, ast.Delete):
+        return "del (freeing)"
     if isinstance(node, (ast.For, ast.While, ast.If)):
         return type(node).__name__.lower()
     if isinstance(node, ast.Call):

@@ -104,9 +104,13 @@ def write_profile(md, prof):
                      "instrumented call (median)", "sum of its statements (median per call)",
                      "sum of per-statement medians", "instrumented ÷ plain", "forward / backward"],
                     rows) + "\n")
-    md.append("The instrumented total agrees with an un-instrumented call to within the noise of "
-              "a shared machine (the timer readings cost well under a microsecond per statement), "
-              "so the per-line figures describe the real code.\n")
+    ratios = ", ".join(f"{n} {s['inst_wall'] / s['plain']:.2f}" for n, s in prof.items())
+    md.append(f"Instrumented ÷ un-instrumented medians: {ratios} — the timer readings cost well "
+              "under a microsecond per statement, so the per-line figures describe the real code. "
+              "The sum of per-statement medians can be lower than the median per-call sum: on a "
+              "busy machine a stall (another process taking the core, a page fault on a fresh "
+              "buffer) lands on a different line in each call, and a per-line median drops it. "
+              "Shares below are of the sum of per-statement medians.\n")
     md.append("![profile](plots/report/profile.png)\n")
     for name, s in prof.items():
         md.append(f"### {name}: by primitive\n")
@@ -175,10 +179,12 @@ def write_scaling(md, res):
     md.append("## 2. How time and memory grow\n")
     md.append(
         "Each point is measured in a fresh process (`python -m bench.scaling '{...}'`): one first "
-        "call (transformation and compilation), then the median of 7 calls, then tracemalloc's peak "
+        "call (transformation and compilation), then 7 timed calls, then tracemalloc's peak "
         "during one more call, after a warm-up, as `bench.run` measures peak memory (NumPy reports "
         "its buffers to tracemalloc; the arguments are not counted, the returned value and gradient "
-        "are). Also listed: the bytes the generated code's header says it keeps for the backward "
+        "are). Every point is run twice (two fresh processes, the sizes of a family up and then "
+        "down), and its time is the median of the 14 calls, so that a burst of load from other "
+        "processes lands on one half of a point's samples. Also listed: the bytes the generated code's header says it keeps for the backward "
         "sweep (pieces of the arguments not counted) and the gradient's own size. MLP: "
         f"`bench.scaling.deep_mlp_loss` (models/mlp.py's MLP with a list of hidden layers), base "
         f"{scaling.MLP_BASE}; GPT: `models.transformer.gpt_loss`, base {scaling.GPT_BASE} (batch "
@@ -236,17 +242,27 @@ def write_scaling(md, res):
         "O(B·T²·C) and its masked softmax and their adjoints are O(B·H·T²) elementwise passes. At "
         "C = 128 the T² products are 4·T·C ÷ (24·C² + 4·T·C) of the FLOPs (the table's last "
         "column: from a few percent at T = 16 to a quarter at T = 256), but the T² elementwise work "
-        "is memory-bound and weighs more than its FLOPs, so time grows faster than T already at "
-        "T = 128-256 and memory faster still: the scores, their exponentials and the probabilities "
-        "(B·H·T² each, several per layer) become the largest arrays the backward sweep keeps once "
-        "H·T exceeds about 4·C (here T > 128).\n"
+        "is memory-bound and weighs more than its FLOPs, so time grows faster than T at "
+        "T = 128-256 (and the FLOP model's own local exponent exceeds 1 there). Memory likewise: "
+        "per layer the backward sweep keeps three B·H·T² arrays (masked scores, exponentials, "
+        "probabilities) against about six B·T·4C MLP intermediates, so the T² arrays grow from a "
+        "small part of what is kept at T = 16 to as much as the MLP's at H·T = 8·C (T = 256 "
+        "here), beyond which memory is O(T²).\n"
         "- **GPT width C** (T = 64): O(C²) products against O(C) elementwise work and O(T²) "
         "attention arrays that do not grow with C: the exponent approaches 2 only at the largest "
         "widths; below, the C-independent softmax work and per-call overhead flatten it. Memory "
         "grows as O(C) for activations and O(C²) for the parameters and the gradient.\n"
         "- **GPT depth L**: every layer is the same work and keeps the same arrays, so time and "
-        "kept bytes are O(L); the peak grows a little slower because the embeddings, the 65-way "
-        "head and the logits are a fixed cost.\n")
+        "kept bytes are O(L). The fitted time exponent is below 1 because a per-call cost that "
+        "does not grow with L (embeddings and their `np.add.at` scatter, the final LayerNorm, the "
+        "65-way head and the loss, and the dispatch of their statements) is a large part of the "
+        "1-layer time; the slope between the largest points is near 1 (a shared machine moves "
+        "such slopes by ±0.2). The peak grows a little slower than L for the same reason.\n"
+        "- **Fits in general**: the 'kept for backward' column follows the activation model "
+        "almost exactly (exponents 0.96-1.0 for W, L and C's activations, above 1 for T once the "
+        "T² arrays count), because it is computed from the shapes; measured times follow the "
+        "FLOP model where matrix products dominate (MLP, GPT width) and exceed it where the "
+        "memory-bound elementwise work grows faster than the FLOPs (GPT sequence length).\n")
 
 
 # -- 3. memory --------------------------------------------------------------------------------
@@ -299,10 +315,22 @@ def write_memory(md, mem, scale):
     md.append(
         "For the MLP that is what a hand-written backward pass keeps too: each layer's output "
         "(tanh's derivative is read from it), the weights (to send adjoints back through them) and "
-        "the small softmax pieces. For the GPT, attention dominates: per layer the backward sweep "
-        "reads the masked scores (the `max` adjoint compares against them), their exponentials and "
-        "the probabilities — three B×H×T×T arrays where a fused softmax adjoint would need one — "
-        "and GELU's adjoint reads several 4C-wide intermediates where one would do.\n")
+        "the small softmax pieces. For the GPT, the largest group is the MLP block's 4C-wide values: "
+        "per layer the GELU adjoint reads six B×T×4C arrays (its input, x², x³-related terms, the "
+        "tanh, 1 + tanh, the output) where a hand-written GELU backward keeps two (the input and "
+        "the tanh). Next come LayerNorm's centred inputs and normalised outputs and the residual "
+        "stream (B×T×C), then attention: per layer the masked scores (the `max` adjoint compares "
+        "against them), their exponentials and the probabilities — three B×H×T×T arrays where a "
+        "fused softmax adjoint would need one.\n")
+    for name, cats in mem["kept"].items():
+        base = next((r for r in mem["variants"].get(name, []) if "error" not in r
+                     and not (r.get("dtype") or r.get("micro") or r.get("liveness"))), None)
+        if base:
+            total = sum(b for _, _, b in cats)
+            md.append(f"- {name}: kept for the backward sweep {fmt_bytes(total)}, peak of one call "
+                      f"{fmt_bytes(base['peak'])} ({pct(total / base['peak'])} of it; the rest is "
+                      "the returned gradient and the temporaries alive at the worst moment).")
+    md.append("")
     md.append("Measured in a fresh process each (tracemalloc peak of one full gradient after a "
               "warm-up; time is the median of 3 calls; the last column compares the gradient with "
               "the float32 one-call gradient, relative to its largest entry):\n")
@@ -330,8 +358,9 @@ def write_memory(md, mem, scale):
         "float32 rounding) divide what the sweep keeps by the number of pieces. The GPT's peak is "
         "activations and attention arrays, which scale with the batch, so it drops nearly in "
         "proportion at a modest time cost (fewer, smaller calls; per-call overhead paid k "
-        "times). The MLP's peak at batch 256 is mostly parameter-sized (the gradient, 2.5 MiB, "
-        "and the weight products), so splitting gains little there.\n"
+        "times). The MLP's peak at batch 256 is mostly parameter-sized (the gradient it returns "
+        "is 2.5 MiB; the activations 1 MiB), so splitting does not help there: it adds an "
+        "accumulator and a second gradient, both parameter-sized, and the peak goes up.\n"
         "- **Freeing dead values early**: the last row adds a `del` after every local's last use "
         "that the generated code does not free already. The difference from the first row is what "
         "a complete liveness pass would still gain over the code as generated.\n")
@@ -378,7 +407,9 @@ def tape_section(quick):
     return rows
 
 
-def write_tape(md, rows):
+def write_tape(md, rows, matmul_gflops=100.0):
+    bound_rate = matmul_gflops
+    bound = (rows[-1]["tape"] / rows[-1]["nodes"]) * bound_rate * 1e9 if rows else float("nan")
     md.append("## 4. For contrast: one graph node per scalar\n")
     md.append(
         "`bench/scalar_tape.py` is reverse mode as a first AD exercise writes it: a `Value` per "
@@ -407,11 +438,15 @@ def write_tape(md, rows):
             "BLAS kernel, with SIMD and cache blocking) over the whole array, at a nanosecond or "
             "less per multiply-add. At the tiny size s2s_ad's time is almost all that fixed "
             "dispatch cost, so the ratio is roughly (number of scalar nodes × per-node cost) ÷ "
-            "(45 × per-call cost); it grows in proportion to the work (B·W² nodes) until NumPy's "
-            "arrays are large enough for the compiled loops, not the dispatch, to set s2s_ad's "
-            "time — from then on the ratio settles at the per-element speed difference between "
-            "the interpreter and BLAS, several thousand. That is what vectorisation buys: the "
-            "number of interpreted steps no longer depends on the size of the data.\n")
+            "(45 × per-call cost); it grows in proportion to the work (about B·W² nodes) for as long as "
+            "s2s_ad's time is mostly dispatch, which at these sizes it still is (its time barely "
+            "moves while the work grows 50-fold). Once the arrays are large, the compiled loops "
+            "set s2s_ad's time and the ratio levels off at the per-operation cost of the "
+            f"interpreter over that of BLAS: {fmt_time(rows[-1]['tape'] / rows[-1]['nodes'])} per "
+            f"node against about 1 / {bound_rate:.0f} GFLOP/s (the MLP's matmul rate in section 1), "
+            f"a ratio of order {bound:.0e}. That is what vectorisation buys: the number of "
+            "interpreted steps no longer grows with the size of the data, and each array operation "
+            "runs in a loop the compiler and BLAS optimised for the machine.\n")
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -487,7 +522,7 @@ def main(argv=None):
     write_profile(md, prof)
     write_scaling(md, scale)
     write_memory(md, mem, scale)
-    write_tape(md, tape)
+    write_tape(md, tape, prof["mlp"]["matmul_gflops"] if "mlp" in prof else 100.0)
     with open(out, "w") as f:
         f.write("\n".join(md).rstrip() + "\n")
     log(f"wrote {out} and {len(plots)} plot(s) in {plotdir} ({elapsed / 60:.1f} min)")

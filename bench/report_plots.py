@@ -27,7 +27,7 @@ def profile_plot(summaries, outdir, top=10):
         ax.set_yticks(y)
         ax.set_yticklabels(labels, fontsize=8)
         ax.set_xlabel("share of the gradient's time (%)")
-        ax.set_title(f"{name}: {s['total'] * 1e3:.3g} ms per value_and_grad (instrumented)",
+        ax.set_title(f"{name}: {s['total'] * 1e3:.3g} ms (sum of per-line medians)",
                      fontsize=10)
         for i, (a, b) in enumerate(zip(fwd, bwd)):
             ax.text(a + b, i, f" {a + b:.1f}%", va="center", fontsize=7)

@@ -180,17 +180,36 @@ def fit_exponent(xs, ys):
     return slope, last
 
 
-def run_all(log=print, repeats=5, families=None):
+def run_all(log=print, repeats=5, families=None, passes=2):
+    """Every point of every family, `passes` times (a fresh process each time, the sizes
+    of a family in increasing then decreasing order), so that a burst of load from other
+    processes on a shared machine lands on one pass of a point, not on all of its samples.
+    A point's time is the median of all its passes' samples, its first call the median of
+    the passes', its memory figures those of the first pass (they do not depend on load)."""
     results = {}
     for fam in families or FAMILIES:
         _, _, values, _ = FAMILIES[fam]
+        runs = {v: [] for v in values}
+        for k in range(passes):
+            for v in (values if k % 2 == 0 else values[::-1]):
+                t0 = time.perf_counter()
+                r = run_point({"family": fam, "value": v, "repeats": repeats})
+                log(f"  {fam} {v} (pass {k + 1}): " + (r["error"] if "error" in r else
+                    f"{r['median'] * 1e3:.3g} ms, peak {r['peak'] / 2**20:.3g} MiB "
+                    f"(first call {r['first_call']:.2f} s; point took {time.perf_counter() - t0:.1f} s)"))
+                runs[v].append(r)
         pts = []
         for v in values:
-            t0 = time.perf_counter()
-            r = run_point({"family": fam, "value": v, "repeats": repeats})
-            log(f"  {fam} {v}: " + (r["error"] if "error" in r else
-                f"{r['median'] * 1e3:.3g} ms, peak {r['peak'] / 2**20:.3g} MiB "
-                f"(first call {r['first_call']:.2f} s; point took {time.perf_counter() - t0:.1f} s)"))
+            good = [r for r in runs[v] if "error" not in r]
+            if not good:
+                pts.append(runs[v][0])
+                continue
+            r = dict(good[0])
+            r["times"] = [t for g in good for t in g["times"]]
+            r["median"] = statistics.median(r["times"])
+            r["min"] = min(r["times"])
+            r["first_call"] = statistics.median(g["first_call"] for g in good)
+            r["passes"] = len(good)
             pts.append(r)
         results[fam] = pts
     return results
