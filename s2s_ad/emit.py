@@ -93,6 +93,14 @@ class LoopBlock:
         self.comment = comment
 
 
+def statements(blocks):
+    """Every statement of a list of blocks, those of loops and branches included."""
+    out = []
+    for block in blocks:
+        out += statements(block.blocks) if isinstance(block, LoopBlock) else block[1]
+    return out
+
+
 def loop_header(loop, reverse=False):
     """(target, iterable) of an ir.Loop's `for`, or of the loop that walks it backwards."""
     from .ir import Const

@@ -7,14 +7,7 @@ pass is the safety net that guarantees no dead assignment reaches the user.
 import gast
 
 from . import astb
-from .emit import LoopBlock
-
-
-def _flat(blocks):
-    out = []
-    for block in blocks:
-        out += _flat(block.blocks) if isinstance(block, LoopBlock) else block[1]
-    return out
+from .emit import LoopBlock, statements as _flat
 
 
 def optimize(blocks):

@@ -17,7 +17,8 @@ from . import astb
 import os
 
 from .analysis import active_values, prune
-from .emit import LoopBlock, fast_stmt, loop_block, loop_header
+from .release import release
+from .emit import LoopBlock, fast_stmt, loop_block, loop_header, statements as _flat
 from .ir import Loop, loop_vars, own_defs, walk_loops, walk_ops
 from .errors import TransformError
 from .ir import Const, Global, Op, Seq, Var, render, render_value
@@ -327,8 +328,6 @@ class ReverseMode:
             ctx.g_scalar = g_scalar = False
         mapping, shapes = ctx.placeholders()
         mapping["g"], shapes["g"] = g, g_shape
-        if g is not None and coefficient(g) and param not in rule.partials:
-            self.numbers = True  # np.where(condition, 1.0, 0.0): a float64 array
         if g_parts is not None:
             for path, (expr, _shape) in g_parts.items():
                 if len(path) == 1:
@@ -364,6 +363,9 @@ class ReverseMode:
             self.add(key, Contribution(g, g_shape, index=index, repeats=out.repeats))
             return
         text, shape = out if isinstance(out, tuple) else (out, None)
+        operands = template_names(text) - {"g", "np"}
+        if coefficient(g) and operands and not self.float_operand(op, bound, operands):
+            self.numbers = True  # np.where(condition, 1.0, 0.0): a float64 array
         expr = self.reuse(instantiate(text, mapping))
         if shape is None:
             if rule.elementwise:
@@ -372,6 +374,19 @@ class ReverseMode:
             else:
                 shape = arg_info.shape
         self.add(key, self.fit(Contribution(expr, shape), arg_info, key))
+
+    def float_operand(self, op, bound, names):
+        """Does an adjoint template read a float array (which fixes its result's type)?"""
+        for name in names:
+            atom = Var(op.target) if name == "ans" else bound.get(name)
+            if not isinstance(atom, Var):
+                if name not in bound:
+                    return True        # a name of the template's own: may be a float array
+                continue
+            info = self.infos[atom.name]
+            if info.kind == "array" and info.dtype.kind == "f":
+                return True
+        return False
 
     def segment_values(self, body, k):
         """{source text: name} of the ops around body[k] that see the same values of every
@@ -503,6 +518,19 @@ class ReverseMode:
         for c in scatters:
             self.emit(self.scatter(name, c))
         return astb.name(name), info.shape
+
+    def nbytes(self, name):
+        """The size of the array a generated name holds (a value or an adjoint), or None."""
+        if name in self.infos:
+            info = self.infos[name]
+        else:
+            keys = [k for k, bar in self.bars.items() if bar == name]
+            if not keys:
+                return None
+            info = self.info_of_key(keys[0])
+        if info.kind != "array" or info.shape is None or info.dynamic:
+            return None
+        return int(np.prod(info.shape)) * info.dtype.itemsize
 
     def info_of_key(self, key):
         var, path = key if isinstance(key, tuple) else (key, ())
@@ -656,6 +684,7 @@ def adjoint_source(program, infos, wrt, with_value, as_tuple, seed=None):
     blocks += mode.blocks
     blocks.append((None, final))
     blocks = optimize(blocks)
+    blocks = release(blocks, mode.nbytes, keep=program.params)
 
     forward_names = {op.target for op in walk_ops(forward)}
     kept = sorted(n for n in sweep_reads if n in forward_names and n not in stacks)
@@ -744,12 +773,3 @@ def _loop_blocks(blocks):
             yield from _loop_blocks(block.blocks)
 
 
-def _flat(blocks):
-    """Every statement of a list of blocks, loops included."""
-    out = []
-    for block in blocks:
-        if isinstance(block, LoopBlock):
-            out += _flat(block.blocks)
-        else:
-            out += block[1]
-    return out

@@ -28,7 +28,6 @@ ADVICE = {
     gast.AsyncFunctionDef: ("async functions are not supported", "use a plain def"),
     gast.ClassDef: ("class definitions inside the function are not supported",
                     "define the class at module level"),
-    gast.Delete: ("`del` is not supported", "drop the statement"),
     gast.Import: ("imports inside the function are not supported", "import at module level"),
     gast.ImportFrom: ("imports inside the function are not supported", "import at module level"),
     gast.Assert: ("`assert` is not supported inside a differentiated function",
@@ -108,6 +107,12 @@ class Fence(gast.NodeVisitor):
 
     def statements(self, body):
         for stmt in body:
+            if isinstance(stmt, gast.Delete):  # `del name` (generated code frees arrays)
+                for target in stmt.targets:
+                    if not isinstance(target, gast.Name):
+                        self.reject(target, "`del` of an item or attribute is not supported",
+                                    "build the new array functionally, e.g. with np.delete")
+                continue
             if isinstance(stmt, gast.Expr) and _in_place_call(stmt.value):
                 self.visit(stmt.value)
                 continue

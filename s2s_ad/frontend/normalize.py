@@ -297,6 +297,10 @@ class Normalizer:
 
     def statement(self, stmt):
         self.node = stmt
+        if isinstance(stmt, gast.Delete):  # the name has no value any more (reads fail)
+            for target in stmt.targets:
+                self.env.pop(target.id, None)
+            return
         if isinstance(stmt, gast.Assign):
             for target in stmt.targets:
                 self.assign(target, stmt.value)
