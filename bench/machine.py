@@ -130,7 +130,7 @@ def git_state(path="s2s_ad"):
     return commit + (f" + uncommitted changes in {len(dirty)} file(s) under {path}/" if dirty else "")
 
 
-def library_versions(peers=()):
+def library_versions(peers=None):
     """[(label, version)]: numpy, s2s_ad (with its git state), threadpoolctl, matplotlib
     and the peer libraries given as {name: version or None}."""
     import s2s_ad
@@ -141,6 +141,6 @@ def library_versions(peers=()):
             out.append((mod, __import__(mod).__version__))
         except ImportError:
             out.append((mod, "not installed"))
-    for name, version in peers.items():
+    for name, version in (peers or {}).items():
         out.append((name, version or "not installed"))
     return out

@@ -9,8 +9,8 @@ code they share nothing with.
 
 trains both from the same init on the same batches with the same Adam, in float64, and
 checks that the two losses agree to 1e-6 relative over the first 50 steps. The NumPy side
-uses `bench.handwritten_gpt` gradients; `compare_training` takes any value_and_grad with
-the same signature (the compiler's, later).
+uses s2s_ad's generated gradients (`--grads s2s_ad`), `bench.handwritten_gpt`'s
+(`--grads handwritten`), or both in turn (the default).
 """
 import argparse
 import sys
@@ -136,22 +136,37 @@ def grad_difference(numpy_value_and_grad, seed=0):
                zip(tree_leaves(g_np), tree_leaves(g_pt)))
 
 
+def compiler_value_and_grad():
+    """s2s_ad's generated value_and_grad of `models.transformer.gpt_loss` (wrt params)."""
+    import s2s_ad as ad
+    from models.transformer import gpt_loss
+    return ad.value_and_grad(gpt_loss)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--tol", type=float, default=1e-6)
+    ap.add_argument("--grads", choices=["s2s_ad", "handwritten", "both"], default="both",
+                    help="whose NumPy gradients train against PyTorch's")
     args = ap.parse_args(argv)
-    print(f"max relative gradient difference numpy vs torch at init: "
-          f"{grad_difference(gpt_value_and_grad):.3e}")
-    a, b, rel = compare_training(gpt_value_and_grad, steps=args.steps)
-    print(f"{len(a)} Adam steps, float64: loss {a[0]:.6f} -> {a[-1]:.6f} (numpy), "
-          f"{b[0]:.6f} -> {b[-1]:.6f} (torch)")
-    print(f"max relative loss difference numpy vs torch: {rel:.3e} (tolerance {args.tol:g})")
-    if not rel <= args.tol:
-        print("FAIL: the NumPy and PyTorch losses disagree")
-        return 1
-    print("OK")
-    return 0
+    sides = {"s2s_ad": compiler_value_and_grad, "handwritten": lambda: gpt_value_and_grad}
+    names = list(sides) if args.grads == "both" else [args.grads]
+    status = 0
+    for name in names:
+        vag = sides[name]()
+        print(f"[{name}] max relative gradient difference vs torch at init: "
+              f"{grad_difference(vag):.3e}")
+        a, b, rel = compare_training(vag, steps=args.steps)
+        print(f"[{name}] {len(a)} Adam steps, float64: loss {a[0]:.6f} -> {a[-1]:.6f} "
+              f"(numpy), {b[0]:.6f} -> {b[-1]:.6f} (torch)")
+        print(f"[{name}] max relative loss difference vs torch: {rel:.3e} "
+              f"(tolerance {args.tol:g})")
+        if not rel <= args.tol:
+            print(f"[{name}] FAIL: the NumPy and PyTorch losses disagree")
+            status = 1
+    print("OK" if status == 0 else "FAIL")
+    return status
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ derivative rule, so generated code stays differentiable (hvp, higher orders)."""
 import numpy as np
 
 __all__ = ["unbroadcast", "prod_others", "prod_others_tangent", "unrecorded", "index_set",
-           "index_add", "zero_at"]
+           "index_add", "zero_at", "softmax", "log_softmax"]
 
 
 def index_set(x, index, v):
@@ -25,6 +25,19 @@ def zero_at(g, index):
     y = g.copy()
     y[index] = 0
     return y
+
+
+def softmax(a, axis):
+    """exp(a - max) / sum(exp(a - max)) along `axis`, as the user's code wrote it (the
+    compiler fuses that chain so that its adjoint reads the result only)."""
+    e = np.exp(a - np.max(a, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(a, axis):
+    """(a - max) - log(sum(exp(a - max))) along `axis`, as the user's code wrote it."""
+    s = a - np.max(a, axis=axis, keepdims=True)
+    return s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))
 
 
 class Unrecorded(Exception):

@@ -16,6 +16,7 @@ from .. import ir, runtime
 from ..ir import Const, Global, Op, Seq, Slice, Var
 from ..primitives import (UNRECORDED, VIEWS, ADD_AT, APPEND, EFFECTS, NEWLIST, POP, COPY, Special, ATTRIBUTE, ATTRIBUTES, BINOPS, COMPARES, INDEX, METHODS, TRANSPOSE_T,
                           UNARY, VARARG_METHODS, canonical, spell)
+from ..fuse import fuse
 from ..rules import registry
 from . import fence, parse
 from .resolve import Scope, Scopes, is_module
@@ -1039,4 +1040,5 @@ class Normalizer:
 def normalize(source, unroll=None):
     """(Program, Scope) for a fenced Source. `unroll` maps loop sites to the index values to
     unroll them with, and branch sites to the branch a fixed condition takes."""
-    return Normalizer(source, unroll).run()
+    program, scopes = Normalizer(source, unroll).run()
+    return fuse(program), scopes

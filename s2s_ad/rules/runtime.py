@@ -20,3 +20,13 @@ defrule(runtime.index_add, "x, index, v",
         adjoint={"x": "g", "v": lambda ctx: ("unbroadcast(g[index], v)", ctx.shape("v"))},
         tangent={"x": "x_dot", "v": "index_add(np.zeros_like(x), index, v_dot)"})
 defrule(runtime.zero_at, "a, index", linear=("a",), adjoint={"a": "zero_at(g, index)"})
+
+# softmax / log-softmax chains the compiler fused (s2s_ad/fuse.py): one adjoint that reads
+# the result only. The max the user subtracts for stability has no effect on the result,
+# so it has no adjoint here (unfused, its adjoint would be zero up to rounding).
+defrule(runtime.softmax, "a, axis",
+        adjoint={"a": "ans * (g - np.sum(g * ans, axis=axis, keepdims=True))"},
+        tangent={"a": "ans * (a_dot - np.sum(ans * a_dot, axis=axis, keepdims=True))"})
+defrule(runtime.log_softmax, "a, axis",
+        adjoint={"a": "g - np.exp(ans) * np.sum(g, axis=axis, keepdims=True)"},
+        tangent={"a": "a_dot - np.sum(np.exp(ans) * a_dot, axis=axis, keepdims=True)"})
