@@ -13,11 +13,12 @@ from .frontend import fence, parse
 from .frontend.normalize import normalize
 from .frontend.resolve import Scopes
 from .ir import Var
+from .batched import NotBatchable, batched_source
 from .forward import tangent_source
 from .reverse import adjoint_source
 from .runtime import Unrecorded
 
-TANGENT_KINDS = ("jvp", "hvp", "vjp")
+TANGENT_KINDS = ("jvp", "hvp", "vjp", "jacfwd")
 
 # func -> {(transformation, wrt): {signature: Entry}}: shared by every grad(f) of one f.
 _CACHE = weakref.WeakKeyDictionary()
@@ -148,6 +149,9 @@ class Transformed:
             name, src = adjoint_source(program, infos, list(self._wrt_names), True,
                                        as_tuple=isinstance(self.wrt, tuple), seed="out_bar")
             return Entry(compile_function(src, name, program.env), scope, infos)
+        if self.kind == "jacfwd":  # the tangents of k directions at once, for jacobian()
+            name, src = batched_source(program, infos, list(self._wrt_names))
+            return Entry(compile_function(src, name, program.env), scope, infos)
         if self.kind in TANGENT_KINDS:
             for name, tangent in zip(self._wrt_names, tangents):
                 _check_tangent(name, args[program.params.index(name)], tangent)
@@ -272,6 +276,9 @@ def source(transformed, *args, **kwargs):
 
     With arguments, the specialisation for them (generating it if needed); without, the
     most recently generated one."""
+    shown = getattr(transformed, "_s2s_source", None)   # jacobian: the code it ran
+    if shown is not None:
+        return shown(*args, **kwargs)
     if not isinstance(transformed, Transformed):
         raise TypeError("source() takes a function returned by an s2s_ad transformation")
     if args or kwargs:
@@ -285,21 +292,37 @@ def source(transformed, *args, **kwargs):
 
 # -- Jacobians and Hessians -------------------------------------------------------------------
 
-def jacobian(func=None, wrt=0, mode="auto"):
+def jacobian(func=None, wrt=0, mode="auto", *, batch=True):
     """The Jacobian of `func` with respect to `args[wrt]`, shaped `out.shape + x.shape`.
 
-    `mode="forward"` pushes one basis tangent per input element through the generated
-    forward-mode code, `"reverse"` pulls one basis cotangent per output element through the
-    generated vector-Jacobian product, `"auto"` picks the one with fewer sweeps. Each sweep
-    is one call of the compiled code (the basis is not batched into one sweep)."""
+    `mode="forward"` pushes the basis tangents through generated forward-mode code,
+    `"reverse"` pulls one basis cotangent per output element through the generated
+    vector-Jacobian product, `"auto"` picks the one with fewer sweeps.
+
+    Forward mode pushes all x.size directions in one vectorized sweep (every tangent
+    carries a leading batch axis; see s2s_ad/batched.py) when every op that carries a
+    derivative has a batched tangent: elementwise functions and operators (with
+    broadcasting), sum / mean / max / min / prod / var / std, indexing with ints, slices,
+    None, ... and adjacent integer arrays, reshape / ravel / transpose / .T / swapaxes /
+    moveaxis / expand_dims / squeeze / flip / cumsum / broadcast_to, concatenate / stack,
+    matmul / dot / einsum, copies and casts, inside loops and branches too. Otherwise
+    (another op that carries a derivative, such as norm, outer, tile or item assignment;
+    boolean masks; values that are containers), and always in reverse mode, it loops: one
+    call of the compiled code per direction.
+
+    `batch=False` always loops (for comparisons). After a call, the returned function's
+    `path` says which ran ("batched", "loop" or "reverse"), `reason` why the batched sweep
+    was not used, and `ad.source(jac)` shows the code that ran."""
     if func is None:
-        return lambda f: jacobian(f, wrt, mode)
+        return lambda f: jacobian(f, wrt, mode, batch=batch)
     if mode not in ("auto", "forward", "reverse"):
         raise ValueError(f"mode must be 'auto', 'forward' or 'reverse', not {mode!r}")
     if isinstance(wrt, tuple):
         raise TypeError("jacobian takes one argument index or name as wrt")
     forward, backward = Transformed(func, "jvp", wrt), Transformed(func, "vjp", wrt)
+    batched = Transformed(func, "jacfwd", wrt)
     outputs = {}   # signature -> (output shape, output dtype): learnt once per signature
+    refused = {}   # signature -> why the batched sweep does not apply
 
     def jac(*args, **kwargs):
         index = _index_of(forward, wrt)
@@ -316,7 +339,26 @@ def jacobian(func=None, wrt=0, mode="auto"):
         out_size = math.prod(out_shape)
         use = mode if mode != "auto" else ("forward" if x.size <= out_size else "reverse")
         dtype = np.result_type(x.dtype, out_dtype)
-        if use == "forward":
+        result = None
+        if not batch:
+            refused[key] = "batch=False"
+        if use == "forward" and x.size and out_size and key not in refused:
+            basis = np.eye(x.size, dtype=x.dtype).reshape((x.size,) + x.shape)
+            try:
+                tangents = np.asarray(batched(*bound, basis))
+            except NotBatchable as e:
+                refused[key] = str(e)
+            else:
+                if tangents.shape == (x.size,) + out_shape:
+                    result = np.moveaxis(tangents, 0, -1).reshape(out_shape + x.shape)
+                    jac.path, jac.reason = "batched", None
+                    jac._shown = (batched, bound, (basis,))
+                else:   # (a bug in batched.py: the loop below is the safe answer)
+                    refused[key] = (f"internal: the batched tangents have shape "
+                                    f"{tangents.shape}, not {(x.size,) + out_shape}")
+        if result is not None:
+            pass
+        elif use == "forward":
             cols = []
             for i in range(x.size):
                 e = np.zeros(x.size, dtype=x.dtype)
@@ -324,6 +366,8 @@ def jacobian(func=None, wrt=0, mode="auto"):
                 cols.append(np.asarray(forward(*bound, e.reshape(x.shape))[1]))
             result = np.stack(cols, axis=-1).reshape(out_shape + x.shape) if cols else \
                 np.zeros(out_shape + x.shape, dtype)
+            jac.path, jac.reason = "loop", refused.get(key, "nothing to push")
+            jac._shown = (forward, bound, (np.zeros_like(x),))
         else:
             rows = []
             for j in range(out_size):
@@ -331,9 +375,23 @@ def jacobian(func=None, wrt=0, mode="auto"):
                 u[j] = 1
                 rows.append(np.asarray(backward(*bound, u.reshape(out_shape))[1]))
             result = np.stack(rows).reshape(out_shape + x.shape)
+            jac.path, jac.reason = "reverse", "reverse mode loops over the outputs"
+            jac._shown = (backward, bound, (np.zeros(out_shape, out_dtype),))
         return result.astype(dtype, copy=False)
 
+    def shown(*args, **kwargs):
+        """The generated code the last call ran (with arguments: a call with them)."""
+        if args or kwargs:
+            jac(*args, **kwargs)
+        if jac._shown is None:
+            raise ValueError(f"{jac.__name__} has not been called yet, so no code has been "
+                             "generated: call it once, or pass example arguments to source()")
+        transformed, bound, tangents = jac._shown
+        return transformed._entry(bound, tangents).fn.__s2s_source__
+
     jac.__name__ = f"jacobian_{getattr(func, '__name__', 'f')}"
+    jac.path, jac.reason, jac._shown = None, None, None
+    jac._s2s_source = shown
     return jac
 
 

@@ -98,7 +98,7 @@ class ForwardMode:
         for name in list(mapping):
             atom = _atom_of(bound, name)
             if isinstance(atom, Var) and atom.name in self.active:
-                mapping[f"{name}_dot"] = astb.name(self.dot(atom.name))
+                mapping[f"{name}_dot"] = self.dot_in(op, atom.name)
                 shapes[f"{name}_dot"] = shapes[name]
         terms = []
         for param, atom in bound.items():
@@ -121,8 +121,17 @@ class ForwardMode:
         shape = broadcast(*[s for _, s in terms])
         if info.kind == "array" and shape is not None and info.shape is not None \
                 and shape != info.shape:
-            expr = astb.call("np.broadcast_to", [expr, render(Const(info.shape))])
+            expr = self.broadcast_dot(expr, info.shape)
         return [self.assign_dot(op.target, expr)]
+
+    # Hooks for the batched variant (batched.py), whose tangents carry a leading axis.
+    def dot_in(self, op, name):
+        """The tangent of `name` as it enters the rule template of `op`."""
+        return astb.name(self.dot(name))
+
+    def broadcast_dot(self, expr, shape):
+        """A tangent expression broadcast to the full `shape` of its value."""
+        return astb.call("np.broadcast_to", [expr, render(Const(shape))])
 
     def assign_dot(self, name, expr):
         from .reverse import fresh_array
