@@ -18,6 +18,7 @@ import os
 
 from .analysis import active_values, prune
 from .release import release
+from .remat import rematerialize
 from .emit import LoopBlock, fast_stmt, loop_block, loop_header, statements as _flat
 from .ir import Loop, loop_vars, own_defs, walk_loops, walk_ops
 from .errors import TransformError
@@ -665,6 +666,8 @@ def adjoint_source(program, infos, wrt, with_value, as_tuple, seed=None):
     if seed is not None:
         seed = _fresh(seed, mode.taken)
     grads, final = mode.run(seed)
+    swept = rematerialize(mode.blocks + [(None, final)], program, infos)
+    mode.blocks, final = swept[:-1], swept[-1][1]
     grad_expr = astb.tuple_(grads) if as_tuple else grads[0]
     returned = astb.tuple_([render(program.result), grad_expr]) if with_value else grad_expr
     final = final + [astb.ret(returned)]
