@@ -150,7 +150,8 @@ class Transformed:
                                        as_tuple=isinstance(self.wrt, tuple), seed="out_bar")
             return Entry(compile_function(src, name, program.env), scope, infos)
         if self.kind == "jacfwd":  # the tangents of k directions at once, for jacobian()
-            name, src = batched_source(program, infos, list(self._wrt_names))
+            k = np.shape(tangents[0])[0] if np.ndim(tangents[0]) else None
+            name, src = batched_source(program, infos, list(self._wrt_names), k)
             return Entry(compile_function(src, name, program.env), scope, infos)
         if self.kind in TANGENT_KINDS:
             for name, tangent in zip(self._wrt_names, tangents):

@@ -35,6 +35,7 @@ from .analysis import prune
 from .emit import function_source
 from .forward import ForwardMode, rule_name
 from .optimize import optimize
+from .release import release
 from .ir import Const, Seq, Slice, Var, atom_vars, render
 from .primitives import ASTYPE, COPY, EFFECTS, INDEX, TRANSPOSE_T, UNRECORDED
 from .rules import lookup
@@ -66,6 +67,19 @@ class BatchedForwardMode(ForwardMode):
     def batched_shape(self, shape):
         """(k, *shape) as a tuple expression."""
         return astb.tuple_([self.batch()] + [render(Const(int(d))) for d in shape])
+
+    def nbytes(self, name, k):
+        """The size of the array a generated name holds (a value, or k of its tangents)."""
+        count = 1
+        if name not in self.infos:
+            names = [v for v, dot in self.dots.items() if dot == name]
+            if not names or k is None:
+                return None
+            name, count = names[0], k
+        info = self.infos.get(name)
+        if info is None or info.kind != "array" or info.shape is None or info.dynamic:
+            return None
+        return count * int(np.prod(info.shape)) * info.dtype.itemsize
 
     def rank(self, atom):
         if isinstance(atom, Var):
@@ -543,10 +557,11 @@ def batch_safe_ops():
     return sorted(name_of(p) for p in BATCHED)
 
 
-def batched_source(program, infos, wrt):
+def batched_source(program, infos, wrt, k=None):
     """(function name, source) of the batched forward-mode derivative of `program`:
     called as (*args, x_dot) with x_dot of shape (k,) + x.shape, it returns the tangents of
-    the result along all k directions, shape (k,) + result.shape. Raises NotBatchable."""
+    the result along all k directions, shape (k,) + result.shape (`k`, when given, sizes
+    the tangents for freeing the large ones early). Raises NotBatchable."""
     from .specialize import atom_info
     if len(wrt) != 1:
         raise NotBatchable("more than one differentiated argument")
@@ -561,6 +576,7 @@ def batched_source(program, infos, wrt):
     out_dot = mode.output_tangent(program.result, out_info)
     blocks.append((None, [astb.ret(out_dot)]))
     blocks = optimize(blocks)   # the primal result itself is not returned
+    blocks = release(blocks, lambda name: mode.nbytes(name, k), keep=program.params)
     x_dot = mode.dot(wrt[0])
     if mode.k is not None:
         size = astb.assign(mode.k, astb.subscript(astb.attr(astb.name(x_dot), "shape"),
