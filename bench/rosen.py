@@ -2,9 +2,11 @@
 `ad.jacobian(rosen, mode=...)` for n = 1, 2, 4, 8, ... inputs (one output; at n = 1 the
 sum is empty, f is 0, and every call is pure per-call overhead).
 
-Forward mode pushes one basis tangent per input (n jvp calls), reverse mode pulls one
-cotangent per output (one vjp call); both also make one jvp call to learn the output's
-shape. For context, each n also times f, one jvp call, one `ad.value_and_grad` call (a
+Forward mode pushes all n basis tangents in one batched sweep (one call of the generated
+code whose tangents carry a leading axis of n directions, s2s_ad/batched.py; before that
+it made n jvp calls), reverse mode pulls one cotangent per output (one vjp call); both
+also make one jvp call, once per signature, to learn the output's shape. (The cost model
+in analyse() below still counts n jvp sweeps for forward mode.) For context, each n also times f, one jvp call, one `ad.value_and_grad` call (a
 reverse sweep) and the hand-written gradient, all interleaved with the Jacobians.
 """
 import math
