@@ -68,7 +68,7 @@ class BatchedForwardMode(ForwardMode):
         """(k, *shape) as a tuple expression."""
         return astb.tuple_([self.batch()] + [render(Const(int(d))) for d in shape])
 
-    def nbytes(self, name, k):
+    def batched_nbytes(self, name, k):
         """The size of the array a generated name holds (a value, or k of its tangents)."""
         count = 1
         if name not in self.infos:
@@ -576,7 +576,7 @@ def batched_source(program, infos, wrt, k=None):
     out_dot = mode.output_tangent(program.result, out_info)
     blocks.append((None, [astb.ret(out_dot)]))
     blocks = optimize(blocks)   # the primal result itself is not returned
-    blocks = release(blocks, lambda name: mode.nbytes(name, k), keep=program.params)
+    blocks = release(blocks, lambda name: mode.batched_nbytes(name, k), keep=program.params)
     x_dot = mode.dot(wrt[0])
     if mode.k is not None:
         size = astb.assign(mode.k, astb.subscript(astb.attr(astb.name(x_dot), "shape"),
