@@ -14,6 +14,8 @@ from . import astb
 from .analysis import active_values, prune
 from .emit import LoopBlock, fast_stmt, function_source, loop_block, loop_header, op_stmt
 from .errors import TransformError
+from .optimize import optimize
+from .release import release
 from .ir import Const, Loop, Op, Seq, Var, atom_vars, render, walk_ops
 from .primitives import APPEND, EFFECTS, POP, UNRECORDED
 from .reverse import broadcast
@@ -44,6 +46,14 @@ class ForwardMode:
             self.taken.add(candidate)
             self.dots[name] = candidate
         return self.dots[name]
+
+    def nbytes(self, name):
+        """The size of the array a generated name (a value or a tangent) holds, or None."""
+        primal = next((n for n, dot in self.dots.items() if dot == name), name)
+        info = self.infos.get(primal)
+        if info is None or info.kind != "array" or info.shape is None or info.dynamic:
+            return None
+        return int(np.prod(info.shape)) * info.dtype.itemsize
 
     def error(self, op, what, advice=None):
         return TransformError(what, advice=advice, filename=op.file, lineno=op.line,
@@ -290,6 +300,9 @@ def tangent_source(program, infos, wrt, only_tangent=False, title=None):
     out_dot = mode.output_tangent(program.result, out_info)
     returned = out_dot if only_tangent else astb.tuple_([render(program.result), out_dot])
     blocks.append((None, [astb.ret(returned)]))
+    params = program.params + [mode.dot(w) for w in wrt]
+    # hvp returns the tangents only: the adjoint's own results are dead unless read
+    blocks = release(optimize(blocks), mode.nbytes, keep=params)
     short = os.path.basename(program.filename)
     inputs = ", ".join(f"{p} ({infos[p].describe()})" for p in program.params)
     title = title or f"Jacobian-vector product of {program.name}"
@@ -299,5 +312,4 @@ def tangent_source(program, infos, wrt, only_tangent=False, title=None):
            f"Returns {'the' if only_tangent else 'the value and its'} derivative along "
            f"{', '.join(mode.dot(w) for w in wrt)}.\n")
     name = f"{'hvp' if only_tangent else 'jvp'}_{program.name}"
-    params = program.params + [mode.dot(w) for w in wrt]
     return name, function_source(name, params, blocks, doc)
