@@ -33,7 +33,9 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(BENCH, "RESULTS.md")
 QUICK_RESULTS = os.path.join(BENCH, "results-quick", "RESULTS.md")
 SECTIONS = ("timing", "first-call", "memory", "rosen", "loop")
-TARGET = 1.10  # s2s_ad's median time should be within this factor of hand-written
+# Targets of issue 5 (value_and_grad vs hand-written is per workload: suite.Workload.target)
+MEMORY_TARGET = 1.10  # gpt peak memory, s2s_ad / hand-written
+FIRST_CALL_TARGETS = {"value_and_grad": 0.5, "hvp": 1.5}  # gpt first call minus a later call, s
 AUTO_TARGET = 1.10  # ad.jacobian(mode="auto") within this factor of the better mode
 ROSEN_SIZES = [2 ** k for k in range(17)] + [100_000]
 ROSEN_SIZES_QUICK = [2 ** k for k in range(12)]
@@ -225,7 +227,7 @@ def timing_section(results, first):
     lines = ["| workload | implementation | median | min | ÷ f | ÷ hand-written | notes |",
              "|---|---|---|---|---|---|---|"]
     summary = ["| workload | hand-written ÷ f | s2s_ad ÷ f | **s2s_ad ÷ hand-written** "
-               f"(target ≤ {TARGET:.2f}) | first call, fresh process | hvp | **hvp ÷ s2s_ad "
+               f"(target ≤ 1.05; chain ≤ 1.2) | first call, fresh process | hvp | **hvp ÷ s2s_ad "
                "value_and_grad** (target) |", "|---|---|---|---|---|---|---|"]
     for r in results:
         med = {k: statistics.median(v) for k, v in r["times"].items()}
@@ -261,7 +263,7 @@ def timing_section(results, first):
         s2s = f"{med['s2s_ad'] / f:.2f}" if "s2s_ad" in med else "–"
         if "s2s_ad" in med:
             ratio = med["s2s_ad"] / hw
-            vs = f"**{ratio:.2f}** ({'met' if ratio <= TARGET else 'missed'})"
+            vs = f"**{ratio:.2f}** ({'met' if ratio <= r['w'].target else 'missed'})"
         else:
             vs = one_line(r["notes"].get("s2s_ad", "–"), 80)
         fc_s = fmt_time(fc["seconds"]) if "seconds" in fc else "–"
@@ -411,6 +413,12 @@ def loop_section(loop):
     return "\n".join(lines)
 
 
+def first_call_of(w, name, kind):
+    """Seconds of the first call in a fresh process, or None."""
+    fc = (w.get("first_calls") or {}).get((name, kind), {})
+    return fc.get("seconds")
+
+
 def headline(w):
     """The ratios and targets of this run, in a few bullets."""
     out = []
@@ -420,8 +428,8 @@ def headline(w):
         if "s2s_ad" in med:
             ratio = med["s2s_ad"] / med["hand-written"]
             parts += [f"s2s_ad ÷ f {med['s2s_ad'] / med['f']:.2f}",
-                      f"s2s_ad ÷ hand-written **{ratio:.2f}** (≤ {TARGET:.2f}: "
-                      f"{'met' if ratio <= TARGET else 'missed'})"]
+                      f"s2s_ad ÷ hand-written **{ratio:.2f}** (≤ {r['w'].target:.2f}: "
+                      f"{'met' if ratio <= r['w'].target else 'missed'})"]
         else:
             parts.append("s2s_ad: " + one_line(r["notes"].get("s2s_ad", "not timed"), 100))
         if "s2s_ad hvp" in med and "s2s_ad" in med:
@@ -431,11 +439,20 @@ def headline(w):
                          + (f" (≤ {tgt}: {'met' if hr <= tgt else 'missed'})" if tgt else " (no target)"))
         else:
             parts.append("hvp: " + one_line(r["notes"].get("s2s_ad hvp", "not timed"), 100))
+        for kind, label in (("value_and_grad", "s2s_ad"), ("hvp", "s2s_ad hvp")):
+            fc = first_call_of(w, r["name"], kind)
+            if fc is not None and label in med and r["name"] == "gpt":
+                extra = fc - med[label]
+                tgt = FIRST_CALL_TARGETS[kind]
+                parts.append(f"first {kind} call − a later call **{extra:.2f} s** (≤ {tgt} s: "
+                             f"{'met' if extra <= tgt else 'missed'})")
         out.append(f"- `{r['name']}`: " + ", ".join(parts))
     for name, m in w.get("memory", {}).items():
         if "peak" in m.get("s2s_ad", {}) and "peak" in m.get("hand-written", {}):
-            out.append(f"- peak memory `{name}`: s2s_ad ÷ hand-written "
-                       f"**{m['s2s_ad']['peak'] / m['hand-written']['peak']:.2f}**")
+            q = m['s2s_ad']['peak'] / m['hand-written']['peak']
+            out.append(f"- peak memory `{name}`: s2s_ad ÷ hand-written **{q:.2f}**"
+                       + (f" (≤ {MEMORY_TARGET:.2f}: {'met' if q <= MEMORY_TARGET else 'missed'})"
+                          if name == "gpt" else ""))
     if w.get("rosen_analysis"):
         an = w["rosen_analysis"]
         auto = an["auto_max"]

@@ -28,6 +28,9 @@ def _drop_dead(blocks):
         comment, stmts = block
         kept = []
         for stmt in reversed(stmts):
+            target = _updated(stmt)
+            if target is not None and target not in live:  # an update nobody reads
+                continue
             if isinstance(stmt, gast.Assign) and all(isinstance(t, gast.Name) for t in stmt.targets):
                 if not any(t.id in live for t in stmt.targets):
                     continue
@@ -40,3 +43,18 @@ def _drop_dead(blocks):
         if kept or comment and comment.startswith("--"):
             out.append((comment, kept[::-1]))
     return out[::-1]
+
+
+def _updated(stmt):
+    """The name `np.add.at(name, ...)` or `name.append(...)` updates in place, or None."""
+    if not (isinstance(stmt, gast.Expr) and isinstance(stmt.value, gast.Call)):
+        return None
+    call = stmt.value
+    func = call.func
+    if isinstance(func, gast.Attribute) and func.attr == "append" \
+            and isinstance(func.value, gast.Name):
+        return func.value.id
+    if isinstance(func, gast.Attribute) and func.attr == "at" and call.args \
+            and isinstance(call.args[0], gast.Name) and astb.unparse_key(func) == "np.add.at":
+        return call.args[0].id
+    return None
