@@ -19,6 +19,7 @@ import os
 from .analysis import active_values, prune
 from .release import release
 from .remat import rematerialize
+from .loopjac import backward as loopjac_backward, carried_elementwise
 from .emit import LoopBlock, fast_stmt, loop_block, loop_header, statements as _flat
 from .ir import Loop, loop_vars, own_defs, walk_loops, walk_ops
 from .errors import TransformError
@@ -139,6 +140,9 @@ class ReverseMode:
         """The loop walked backwards: values the backward body reads are popped from the
         stacks the forward sweep pushed them on; adjoints of carried values travel from one
         iteration to the one before; adjoints of values from outside the loop accumulate."""
+        carried = carried_elementwise(self, loop)
+        if carried is not None:
+            return self.elementwise_loop(loop, carried)
         pre = self.stmts = []
         for op in walk_ops(loop.test_body):
             if op.target in self.active:
@@ -181,6 +185,29 @@ class ReverseMode:
         body = ([(None, pop_stmts)] if pop_stmts else []) + body_blocks
         blocks = [(self.p.where(loop), pre)] if pre else []
         return blocks + [LoopBlock(target, it, body, self.p.where(loop) + " (backwards)")]
+
+    def elementwise_loop(self, loop, name):
+        """An elementwise loop's backward sweep in one step (s2s_ad/loopjac.py)."""
+        self.stmts = []
+        for key in list(self.contribs):
+            self.flush(key)
+        done = self.finalize(name)
+        if done is None:
+            return []
+        stmts, product = loopjac_backward(self, loop, name)
+        self.pushes[loop.index] = [name]
+        bar = self.bar(name)
+        stmts.append(astb.assign(bar, astb.binop(done[0], gast.Mult(), product)))
+        self.owned.add(bar)
+        self.contribs[name] = [Contribution(astb.name(bar), self.infos[name].shape)]
+        return [(self.p.where(loop) + " (backwards: all iterations at once)", self.stmts + stmts)]
+
+    def fresh_name(self, base):
+        name, i = base, 1
+        while name in self.taken:
+            name, i = f"{base}{i}", i + 1
+        self.taken.add(name)
+        return name
 
     def flush(self, key):
         """Write out the pending contributions of `key` as its adjoint variable."""

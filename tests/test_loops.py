@@ -4,7 +4,7 @@ import pytest
 
 import loops_src as L
 import s2s_ad as ad
-from helpers import assert_tree_close, check_forward, check_hvp, numeric_grad
+from helpers import assert_tree_close, check_forward, check_hvp, function_from_source, numeric_grad
 
 R = np.random.default_rng(7)
 
@@ -64,12 +64,18 @@ def test_loop_float32(f, args, wrt):
 
 
 def test_loop_keeps_only_what_the_backward_sweep_reads():
-    src = ad.source(ad.grad(L.chain), np.ones(4))
+    # The general reversed loop (the body reads the loop index): x, and sin(x), cos(x),
+    # 0.1 * cos(x) reused by the derivative instead of recomputed.
+    f = function_from_source("def f(x):\n    for i in range(20):\n        x = np.sin(x) * 0.9 + "
+                             "0.1 * np.cos(x) * x + 0.01 * i\n    return np.sum(x * x)\n")
+    src = ad.source(ad.grad(f), np.ones(4))
     assert "on stacks, one per iteration:" in src
-    assert "for _ in reversed(range(20)):" in src
-    pushed = [line for line in src.splitlines() if ".append(" in line]
-    # x, and sin(x), cos(x), 0.1 * cos(x) reused by the derivative instead of recomputed
-    assert len(pushed) == 4
+    assert "for i in reversed(range(20)):" in src
+    assert len([line for line in src.splitlines() if ".append(" in line]) == 4
+    # An elementwise loop (tests/test_loopjac.py): x only, all iterations at once after.
+    src = ad.source(ad.grad(L.chain), np.ones(4))
+    assert "reversed(" not in src
+    assert len([line for line in src.splitlines() if ".append(" in line]) == 1
 
 
 def test_new_trip_count_is_a_new_specialisation():
