@@ -153,12 +153,14 @@ def write_profile(md, prof):
             f"4 MiB each), so it runs at memory speed and costs about as much per element as the "
             f"products do per 25-50 multiply-adds. The backward sweep has many such lines: GELU's "
             f"derivative (a chain of products of 32×64×512 arrays), LayerNorm's adjoint, the "
-            f"softmax adjoint on 32×4×64×64 scores, and adjoint accumulations (`a_bar + b_bar + ...`) "
+            f"(fused) softmax adjoint on 32×4×64×64 scores, and adjoint accumulations "
+            f"(`a_bar + b_bar + ...`) "
             f"where the residual stream and the three uses of each LayerNorm output meet. The "
             f"backward sweep takes {pct(g['sweeps']['backward'] / g['total'])} of the time, a "
             f"bit over the 2/3 that matmul FLOPs alone would give, because of that memory-bound "
-            f"adjoint work; fusing it (one softmax adjoint, one LayerNorm adjoint, one GELU "
-            f"derivative per element) is where the generated code can still gain.\n")
+            f"adjoint work; the softmax is fused already (`s2s_ad/fuse.py`); one LayerNorm "
+            f"adjoint and one GELU derivative per element is where the generated code can still "
+            f"gain.\n")
     md.extend(text)
 
 
@@ -244,10 +246,10 @@ def write_scaling(md, res):
         "column: from a few percent at T = 16 to a quarter at T = 256), but the T² elementwise work "
         "is memory-bound and weighs more than its FLOPs, so time grows faster than T at "
         "T = 128-256 (and the FLOP model's own local exponent exceeds 1 there). Memory likewise: "
-        "per layer the backward sweep keeps three B·H·T² arrays (masked scores, exponentials, "
-        "probabilities) against about six B·T·4C MLP intermediates, so the T² arrays grow from a "
-        "small part of what is kept at T = 16 to as much as the MLP's at H·T = 8·C (T = 256 "
-        "here), beyond which memory is O(T²).\n"
+        "per layer the backward sweep keeps one B·H·T² array (the probabilities: the softmax is "
+        "fused) against three B·T·4C MLP values (GELU's input and tanh, its output), so the T² "
+        "array grows from a small part of what is kept at T = 16 to as much as the MLP's at "
+        "H·T = 12·C (T = 384), beyond which memory is O(T²).\n"
         "- **GPT width C** (T = 64): O(C²) products against O(C) elementwise work and O(T²) "
         "attention arrays that do not grow with C: the exponent approaches 2 only at the largest "
         "widths; below, the C-independent softmax work and per-call overhead flatten it. Memory "
@@ -316,12 +318,11 @@ def write_memory(md, mem, scale):
         "For the MLP that is what a hand-written backward pass keeps too: each layer's output "
         "(tanh's derivative is read from it), the weights (to send adjoints back through them) and "
         "the small softmax pieces. For the GPT, the largest group is the MLP block's 4C-wide values: "
-        "per layer the GELU adjoint reads six B×T×4C arrays (its input, x², x³-related terms, the "
-        "tanh, 1 + tanh, the output) where a hand-written GELU backward keeps two (the input and "
-        "the tanh). Next come LayerNorm's centred inputs and normalised outputs and the residual "
-        "stream (B×T×C), then attention: per layer the masked scores (the `max` adjoint compares "
-        "against them), their exponentials and the probabilities — three B×H×T×T arrays where a "
-        "fused softmax adjoint would need one.\n")
+        "per layer GELU's input and its tanh (the cheap 0.5·x, x·x and 1 + tanh are recomputed "
+        "in the backward sweep: `s2s_ad/remat.py`) and the MLP's hidden output, as a hand-written "
+        "backward keeps. Next come LayerNorm's centred inputs and normalised outputs and the "
+        "residual stream (B×T×C), then attention: per layer the probabilities only, one "
+        "B×H×T×T array (the softmax chain is fused: `s2s_ad/fuse.py`).\n")
     for name, cats in mem["kept"].items():
         base = next((r for r in mem["variants"].get(name, []) if "error" not in r
                      and not (r.get("dtype") or r.get("micro") or r.get("liveness"))), None)

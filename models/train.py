@@ -45,12 +45,12 @@ PRESETS = {
     "default": dict(model="gpt", n_layer=4, n_embd=128, n_head=4, block_size=64, batch_size=32,
                     steps=3000, time_budget=550, lr=2e-3, warmup=50, weight_decay=0.1, clip=1.0,
                     eval_every=100, eval_batches=10, checkpoint_every=100),
-    # Up to an hour: the same width with twice the context (measured 2x the cost a step, so
-    # ~0.57 s when quiet: ~40 min) and ~20 tokens per parameter, the compute-optimal ratio,
-    # rather than a wider model that would see too little text in the time.
+    # Up to an hour: the same width with twice the context (2x the cost a step) rather than
+    # a wider model that would see too little text in the time; as many steps as fit in a
+    # 3,300 s training budget (fitted like the default's), at most 8,000.
     "long": dict(model="gpt", n_layer=4, n_embd=128, n_head=4, block_size=128, batch_size=32,
-                 steps=4000, lr=1.5e-3, warmup=100, weight_decay=0.1, clip=1.0, eval_every=250,
-                 eval_batches=20, checkpoint_every=250),
+                 steps=8000, time_budget=3300, lr=1.5e-3, warmup=100, weight_decay=0.1,
+                 clip=1.0, eval_every=250, eval_batches=20, checkpoint_every=250),
 }
 
 # Settings that fix the shapes of the parameters: a resumed run must agree on them.
