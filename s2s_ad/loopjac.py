@@ -87,11 +87,18 @@ def backward(mode, loop, name):
     stmts = [astb.assign(rows, astb.call("np.stack", [stack]))]
     rename = {name: rows}
     dots = {name: None}   # None: the seed, a derivative of 1
+    made = {}             # source text -> the name already holding it (cos(x) twice: once)
+
+    def assign(base, expr):
+        key = astb.unparse_key(expr)
+        if key not in made:
+            made[key] = mode.fresh_name(base)
+            stmts.append(astb.assign(made[key], expr))
+        return made[key]
+
     for op in loop.body[:-1]:
         rule = lookup(op.prim)
-        target = mode.fresh_name(op.target + "_rows")
-        stmts.append(astb.assign(target, _renamed(op_expr(op), rename)))
-        rename[op.target] = target
+        rename[op.target] = assign(op.target + "_rows", _renamed(op_expr(op), rename))
         terms = []
         for param, atom in rule.bind(op.args, op.kwargs).items():
             if not (isinstance(atom, Var) and atom.name in dots):
@@ -106,9 +113,7 @@ def backward(mode, loop, name):
         if coefficient(total):      # a number (x + 1.0): no array for it
             dots[op.target] = total
             continue
-        d = mode.fresh_name(op.target + "_d")
-        stmts.append(astb.assign(d, total))
-        dots[op.target] = astb.name(d)
+        dots[op.target] = astb.name(assign(op.target + "_d", total))
     last = dots[loop.body[-1].args[0].name]
     if coefficient(last):          # every iteration multiplies by the same number
         last = astb.call("np.full_like", [astb.name(rows), last])
