@@ -232,10 +232,13 @@ def signature(value):
         return float
     if t in (int, bool, str) or value is None:
         return (t, value)
+    # (arrays inline: this runs on every call, over every leaf of a parameter tree)
     if t is dict:
-        return (dict, tuple((k, signature(v)) for k, v in value.items()))
+        return (dict, tuple([(k, (v.shape, v.dtype.char) if type(v) is np.ndarray
+                                  else signature(v)) for k, v in value.items()]))
     if t in (list, tuple):
-        return (t, tuple(signature(v) for v in value))
+        return (t, tuple([(v.shape, v.dtype.char) if type(v) is np.ndarray else signature(v)
+                          for v in value]))
     shape = getattr(value, "shape", None)
     if shape is not None:
         return (t, tuple(shape), str(getattr(value, "dtype", "")))
