@@ -270,3 +270,30 @@ def test_comparisons_and_constructors_are_constants():
     check_expression("x * (x > 0) + np.ones(3) * np.sum(x) + np.arange(3) * x",
                      {"x": sample((3,), "nonzero")})
     check_expression("x @ np.eye(3) + np.zeros((2, 3)) + np.zeros_like(x) * x", {"x": sample((2, 3))})
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_scalar_type_casts(dtype):
+    """np.float64(x) / np.float32(x): linear, the adjoint cast back to x's dtype (the
+    dual-number reference cannot follow these constructors: finite differences only, on
+    a function whose casts lose nothing in float64)."""
+    f = function_from_source(
+        "def f(x):\n    return np.sum(np.sin(np.float64(x)) * x * np.float64(x[0]))\n")
+    x = np.array([0.3, -0.6, 0.9], dtype)
+    x64 = x.astype(np.float64)
+    num = numeric_grad(f, [x64], 0)
+    g64 = ad.grad(f)(x64)
+    np.testing.assert_allclose(g64, num, rtol=1e-6, atol=1e-8)
+    g = ad.grad(f)(x)
+    assert g.dtype == dtype
+    np.testing.assert_allclose(g, g64, rtol=1e-5)
+    v = np.array([1.0, -0.5, 0.25])
+    np.testing.assert_allclose(ad.jvp(f)(x64, v)[1], num @ v, rtol=1e-6)
+    eps = 1e-5
+    hv_num = (ad.grad(f)(x64 + eps * v) - ad.grad(f)(x64 - eps * v)) / (2 * eps)
+    np.testing.assert_allclose(ad.hvp(f)(x64, v), hv_num, rtol=1e-5, atol=1e-7)
+    # float32(x) in a float64 function: its derivative is 1, given back as float64
+    f32 = function_from_source("def f(x):\n    return np.sum(np.float32(x) * 2.0)\n")
+    g = ad.grad(f32)(x64)
+    assert g.dtype == np.float64
+    np.testing.assert_array_equal(g, 2.0)
