@@ -88,6 +88,20 @@ def load_names(node):
             if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load)}
 
 
+def replace_names(node, exprs):
+    """A copy of `node` with each name read that is in `exprs` replaced by (a copy of)
+    its expression."""
+    import copy
+
+    class Replace(gast.NodeTransformer):
+        def visit_Name(self, n):
+            if isinstance(n.ctx, gast.Load) and n.id in exprs:
+                return copy.deepcopy(exprs[n.id])
+            return n
+
+    return Replace().visit(copy.deepcopy(node))
+
+
 def stored_names(node):
     return {n.id for n in gast.walk(node)
             if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}

@@ -362,21 +362,22 @@ def _squeeze(mode, op, ctx, bound):
         axes = _norm_axes(ctx.value("axis"), len(shape))
     else:  # (never the batch axis, even when k is 1)
         axes = tuple(i for i, d in enumerate(shape) if d == 1)
-    if not axes:
-        return astb.name(mode.dot(a))
-    axes = tuple(i + 1 for i in axes)
-    return astb.call("np.squeeze", [astb.name(mode.dot(a))],
-                     {"axis": render(Const(axes[0] if len(axes) == 1 else axes))})
+    return _shifted_axes("np.squeeze", mode.dot(a), axes)
 
 
 def _flip(mode, op, ctx, bound):
     m = mode.only_first_active(op, bound, "m")
     r = mode.rank(Var(m))
     axes = tuple(range(r)) if not ctx.given("axis") else _norm_axes(ctx.value("axis"), r)
+    return _shifted_axes("np.flip", mode.dot(m), axes)
+
+
+def _shifted_axes(func, dot, axes):
+    """`func(dot, axis=...)` on the value's `axes`, past the batch axis (none: `dot`)."""
     if not axes:
-        return astb.name(mode.dot(m))
+        return astb.name(dot)
     axes = tuple(i + 1 for i in axes)
-    return astb.call("np.flip", [astb.name(mode.dot(m))],
+    return astb.call(func, [astb.name(dot)],
                      {"axis": render(Const(axes[0] if len(axes) == 1 else axes))})
 
 

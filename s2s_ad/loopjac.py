@@ -17,9 +17,6 @@ iteration. Anything else (another array the loop reads that carries a derivative
 index, a rule without elementwise partials, broadcasting between the values that carry
 derivatives, masks) keeps the general loop.
 """
-import copy
-
-import gast
 
 from . import astb
 from .emit import op_expr
@@ -132,15 +129,5 @@ def _partial_text(mode, op, rule, param):
     return partial
 
 
-class _Rename(gast.NodeTransformer):
-    def __init__(self, names):
-        self.names = names
-
-    def visit_Name(self, node):
-        if isinstance(node.ctx, gast.Load) and node.id in self.names:
-            return astb.name(self.names[node.id])
-        return node
-
-
 def _renamed(expr, names):
-    return _Rename(names).visit(copy.deepcopy(expr))
+    return astb.replace_names(expr, {k: astb.name(v) for k, v in names.items()})

@@ -6,8 +6,6 @@ pass and saves holding a whole array from the forward sweep to the backward one 
 intermediates are most of a transformer's memory). Only values computed outside loops,
 read once, by a top-level statement of the sweep.
 """
-import copy
-
 import gast
 import numpy as np
 
@@ -30,8 +28,9 @@ def rematerialize(blocks, program, infos):
                         for a in defs[name].args if isinstance(a, Var))}
         if not todo:
             return blocks
+        exprs = {name: op_expr(op) for name, op in todo.items()}
         blocks = [block if isinstance(block, LoopBlock) else
-                  (block[0], [_substitute(s, todo) for s in block[1]]) for block in blocks]
+                  (block[0], [astb.replace_names(s, exprs) for s in block[1]]) for block in blocks]
 
 
 def _cheap(op, infos):
@@ -59,17 +58,3 @@ def _reads(blocks):
                 if isinstance(node, gast.Name) and isinstance(node.ctx, gast.Load):
                     counts[node.id] = counts.get(node.id, 0) + 1
     return counts, in_loops
-
-
-class _Substitute(gast.NodeTransformer):
-    def __init__(self, todo):
-        self.todo = todo
-
-    def visit_Name(self, node):
-        if isinstance(node.ctx, gast.Load) and node.id in self.todo:
-            return op_expr(self.todo[node.id])
-        return node
-
-
-def _substitute(stmt, todo):
-    return _Substitute(todo).visit(copy.deepcopy(stmt))
