@@ -98,8 +98,11 @@ class Transformed:
         if not isinstance(inner, Transformed):
             return self.func, None
         entry = inner._entry(args)
-        inner._run(entry, args)   # a branch taken for the first time is recorded first
-        entry = inner._entry(args)
+        if "unrecorded()" in entry.fn.__s2s_source__:
+            # A branch taken for the first time is recorded first (code that cannot meet
+            # one is not run: the recording below runs it anyway).
+            inner._run(entry, args)
+            entry = inner._entry(args)
         return entry.fn, entry.scope
 
     def __call__(self, *args, **kwargs):
@@ -132,7 +135,10 @@ class Transformed:
             scope = Scopes([scope, inner_scope])
         for name in self._wrt_names:
             _check_differentiable(name, args[program.params.index(name)])
-        infos, value = specialize.record(program, args, previous)
+        # What to unroll and decide is found from recordings of just what it depends on;
+        # the whole program runs once, at the end.
+        infos, _ = specialize.record(program, args, previous,
+                                     only=specialize.hint_inputs(program))
         known = {}
         for _ in range(6):  # unrolling can reveal more to unroll or decide: repeat
             found = specialize.hints(program, infos)
@@ -142,7 +148,9 @@ class Transformed:
             program, scope = normalize(source, known)
             if inner_scope is not None:
                 scope = Scopes([scope, inner_scope])
-            infos, value = specialize.record(program, args, previous)
+            infos, _ = specialize.record(program, args, previous,
+                                         only=specialize.hint_inputs(program))
+        infos, value = specialize.record(program, args, previous)
         program = specialize.guard_unrecorded(program, infos)
         out = specialize.atom_info(program.result, infos, program.env)
         if self.kind == "vjp":  # (value, cotangent times the Jacobian), for jacobian()

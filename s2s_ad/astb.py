@@ -84,8 +84,30 @@ def parse_expr(src):
 
 def load_names(node):
     """Every name read anywhere inside `node`."""
-    return {n.id for n in gast.walk(node)
-            if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load)}
+    return _names(node, gast.Load)
+
+
+def all_names(node):
+    """Every name read or written anywhere inside `node` (not those deleted)."""
+    return _names(node, (gast.Load, gast.Store))
+
+
+def _names(node, ctx):
+    # A walk of our own: ast.walk's generators were a tenth of a first call's compile time.
+    out, stack = set(), [node]
+    while stack:
+        n = stack.pop()
+        if type(n) is gast.Name:
+            if type(n.ctx) is ctx or (type(ctx) is tuple and type(n.ctx) in ctx):
+                out.add(n.id)
+            continue
+        for field in n._fields:
+            value = getattr(n, field, None)
+            if type(value) is list:
+                stack.extend(v for v in value if isinstance(v, gast.AST))
+            elif isinstance(value, gast.AST):
+                stack.append(value)
+    return out
 
 
 def replace_names(node, exprs):
@@ -103,11 +125,16 @@ def replace_names(node, exprs):
 
 
 def stored_names(node):
-    return {n.id for n in gast.walk(node)
-            if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}
+    return _names(node, gast.Store)
 
 
 def unparse_key(node):
-    """A node's source text, to compare trees."""
-    import ast
-    return ast.unparse(ast.fix_missing_locations(gast.gast_to_ast(node)))
+    """A key equal for equal trees: their structure as nested tuples (cheaper to make
+    than their text)."""
+    if isinstance(node, gast.AST):
+        return (type(node).__name__,) + tuple(unparse_key(getattr(node, f, None))
+                                              for f in node._fields
+                                              if f not in ("ctx", "type_comment", "annotation"))
+    if type(node) is list:
+        return tuple(unparse_key(v) for v in node)
+    return (type(node).__name__, node) if isinstance(node, (int, float, complex)) else node

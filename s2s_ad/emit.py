@@ -78,9 +78,45 @@ def op_stmt(op: Op):
 
 
 def unparse(node):
-    if isinstance(node, gast.AST):
-        node = gast.gast_to_ast(node)
-    return ast.unparse(ast.fix_missing_locations(node))
+    # (ast.unparse reads no source locations: no fix_missing_locations needed)
+    return ast.unparse(to_ast(node) if isinstance(node, gast.AST) else node)
+
+
+# gast nodes that differ from ast's in more than extra fields: converted by gast itself.
+_GAST_CONVERTS = {"Lambda", "arguments", "FunctionDef", "AsyncFunctionDef", "ExceptHandler",
+                  "comprehension", "ListComp", "SetComp", "DictComp", "GeneratorExp", "ClassDef",
+                  "Import", "ImportFrom", "alias", "Try", "With", "withitem", "JoinedStr",
+                  "FormattedValue", "Interactive", "Module", "Expression", "arg", "MatchAs",
+                  "Match", "match_case", "TryStar", "TypeIgnore", "Starred"}
+
+
+def to_ast(node):
+    """The `ast` tree of a gast tree. gast.gast_to_ast is general but was a third of the
+    compile time of a large model's derivatives; the nodes generated code is made of map
+    field by field, and anything else goes through gast."""
+    name = type(node).__name__
+    if name in _GAST_CONVERTS:
+        return gast.gast_to_ast(node)
+    cls = getattr(ast, name, None)
+    if cls is None or (name == "Name" and type(node.ctx).__name__ not in _CTX):
+        return gast.gast_to_ast(node)
+    if name == "Name":
+        return ast.Name(id=node.id, ctx=_CTX[type(node.ctx).__name__]())
+    fields = {}
+    for field in cls._fields:
+        value = getattr(node, field, None)
+        if type(value) is list:
+            value = [to_ast(v) if isinstance(v, gast.AST) else v for v in value]
+        elif isinstance(value, gast.AST):
+            value = to_ast(value)
+        fields[field] = value
+    out = cls(**fields)
+    if isinstance(out, ast.stmt):
+        out.lineno = 1  # read (for type comments) by ast.unparse
+    return out
+
+
+_CTX = {"Load": ast.Load, "Store": ast.Store, "Del": ast.Del}
 
 
 class LoopBlock:

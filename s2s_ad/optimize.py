@@ -55,6 +55,15 @@ def _updated(stmt):
             and isinstance(func.value, gast.Name):
         return func.value.id
     if isinstance(func, gast.Attribute) and func.attr == "at" and call.args \
-            and isinstance(call.args[0], gast.Name) and astb.unparse_key(func) == "np.add.at":
+            and isinstance(call.args[0], gast.Name) and _dotted(func) == "np.add.at":
         return call.args[0].id
     return None
+
+
+def _dotted(node):
+    """'np.add.at' for an attribute chain of names."""
+    parts = []
+    while isinstance(node, gast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id] + parts[::-1]) if isinstance(node, gast.Name) else None

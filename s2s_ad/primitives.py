@@ -105,10 +105,11 @@ def spell(obj):
     """`np.tanh` for numpy.tanh; None for objects that are not NumPy's."""
     if not _SPELLING:
         for mod, prefix in ((np, "np"), (np.linalg, "np.linalg")):
-            for key in dir(mod):
+            # vars(), not dir() + getattr(): NumPy imports its lazy submodules (f2py, ma,
+            # fft, ...) on attribute access, a tenth of a second spent on nothing here.
+            for key, value in sorted(vars(mod).items()):
                 if key.startswith("_"):
                     continue
-                value = getattr(mod, key)
                 if _hashable(value):
                     _SPELLING.setdefault(_key(value), f"{prefix}.{key}")
         # Prefer the common names where NumPy has aliases.

@@ -23,15 +23,14 @@ def release(blocks, nbytes, keep=()):
     for b, block in enumerate(blocks):
         if isinstance(block, LoopBlock):
             stmts = statements(block.blocks)
-            names = astb.load_names(block.iter).union(
-                *[astb.load_names(s) | astb.stored_names(s) for s in stmts])
+            names = astb.load_names(block.iter).union(*[astb.all_names(s) for s in stmts])
             units.append((b, None))
             touched.append(names)
             bound.append(set())
             continue
         for s, stmt in enumerate(block[1]):
             units.append((b, s))
-            touched.append(astb.load_names(stmt) | astb.stored_names(stmt))
+            touched.append(astb.all_names(stmt))
             owner = isinstance(stmt, gast.Assign) and not _view(stmt.value)
             bound.append(astb.stored_names(stmt) if owner else set())
     last, first_bound = {}, {}

@@ -30,7 +30,8 @@ def rematerialize(blocks, program, infos):
             return blocks
         exprs = {name: op_expr(op) for name, op in todo.items()}
         blocks = [block if isinstance(block, LoopBlock) else
-                  (block[0], [astb.replace_names(s, exprs) for s in block[1]]) for block in blocks]
+                  (block[0], [astb.replace_names(s, exprs) if astb.load_names(s) & exprs.keys()
+                              else s for s in block[1]]) for block in blocks]
 
 
 def _cheap(op, infos):

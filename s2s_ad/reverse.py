@@ -78,6 +78,7 @@ class ReverseMode:
         self.pushes = {}             # loop index -> names its forward sweep pushes
         self.available = {}          # forward values that adjoint code may reuse by name
         self.segments = {}
+        self.runs = {}
         self.masks = False           # a partial derivative was a boolean mask
         self.numbers = False         # a number met masks only: an array may be float64
         self.handed_out = set()
@@ -421,11 +422,11 @@ class ReverseMode:
         name (no loop and no copy of a carried value in between); the op itself included,
         as its result is `ans`."""
         from .emit import op_expr
-        start, stop = k, k + 1
-        while start > 0 and _plain(body[start - 1]):
-            start -= 1
-        while stop < len(body) and _plain(body[stop]):
-            stop += 1
+        runs = self.runs.get(id(body))
+        if runs is None:  # each op's run of plain ops, found once per body (not per op)
+            runs = self.runs[id(body)] = _plain_runs(body)
+        start = runs[k - 1][0] if k > 0 and _plain(body[k - 1]) else k
+        stop = runs[k + 1][1] if k + 1 < len(body) and _plain(body[k + 1]) else k + 1
         key = (id(body), start, stop)
         if key not in self.segments:
             values = {}
@@ -781,8 +782,21 @@ def forward_blocks(body, pushes, comment_of, infos=None):
 
 
 def _text(node):
-    from .emit import unparse
-    return unparse(node)
+    return astb.unparse_key(node)
+
+
+def _plain_runs(body):
+    """[(start, stop)] of the run of consecutive plain ops each index is in."""
+    runs, k = [None] * len(body), 0
+    while k < len(body):
+        stop = k + 1
+        if _plain(body[k]):
+            while stop < len(body) and _plain(body[stop]):
+                stop += 1
+        for i in range(k, stop):
+            runs[i] = (k, stop)
+        k = stop
+    return runs
 
 
 def _plain(stmt):

@@ -98,19 +98,25 @@ def atom_info(atom, infos, env):
     raise TypeError(atom)
 
 
-def record(program, args, previous=None):
+def record(program, args, previous=None, only=None):
     """Infos of every value of `program` when called with `args` (and the output).
 
     Inside loops a value is recorded at every iteration: one whose shape changes is
-    marked dynamic, and an int that changes (a loop index) has no known value."""
+    marked dynamic, and an int that changes (a loop index) has no known value.
+    With `only` (a set of names), just the part of the program that computes those runs
+    (see `hint_inputs`); the output is then None."""
     from .emit import ops_to_blocks
     from .ir import Loop, render, walk_loops, walk_ops, with_body
+    from .release import RELEASE_BYTES, release
     seen, varying = {}, set()
 
     def rec(name, value):
-        if name in seen and _differs(seen[name], value):
+        # Infos, not values, so that arrays are freed as the run goes; containers stay
+        # objects: they grow after they are recorded (append).
+        seen_as = value if type(value) in (list, dict) else info_of(value)
+        if name in seen and _differs(seen[name], seen_as):
             varying.add(name)
-        seen[name] = value
+        seen[name] = seen_as
         return value
 
     def stmt_of(op):
@@ -130,13 +136,23 @@ def record(program, args, previous=None):
                                      or stmt.test is not None)]
                 stmt = with_body(stmt, head + list(with_index(stmt.body)))
             yield stmt
-    body = list(with_index(program.body))
+    if only is not None:
+        from .analysis import prune
+        body = list(with_index(prune(program.body, set(only))))
+    else:
+        body = list(with_index(program.body))
     blocks = ops_to_blocks(body, lambda s: None,
                            lambda op: _index_stmt(op) if isinstance(op, _IndexRecord) else stmt_of(op))
-    blocks.append((None, [astb.ret(render(program.result))]))
-    src = function_source("_record", program.params, blocks)
-    fn = compile_function(src, "_record", {**program.env, "_rec": rec})
-    result = fn(*args)
+    blocks.append((None, [astb.ret(render(program.result) if only is None else astb.const(None))]))
+    # Drop every local after its last use, as generated code does: a recording run that
+    # kept them all would page-fault its way through several times the memory.
+    blocks = release(blocks, lambda name: RELEASE_BYTES)
+    if only is not None and not body:
+        result = None          # nothing the hints read is computed: nothing to run
+    else:
+        src = function_source("_record", program.params, blocks)
+        fn = compile_function(src, "_record", {**program.env, "_rec": rec})
+        result = fn(*args)
     infos = {p: info_of(a) for p, a in zip(program.params, args)}
     for loop in walk_loops(program.body):
         if loop.index not in seen:  # not entered on this call
@@ -146,7 +162,7 @@ def record(program, args, previous=None):
             infos[loop.index] = Info("bool", value=True)   # the branch (or loop) was entered
         else:
             infos[loop.index] = Info("int", value=None if loop.index in varying
-                                     else seen.get(loop.index))
+                                     else seen[loop.index].value)
     for op in walk_ops(program.body):
         if op.target not in seen:
             # A branch not taken (or a loop run zero times) on this call: known from an
@@ -156,8 +172,7 @@ def record(program, args, previous=None):
             continue
         is_dynamic = any(infos[n].dynamic for n in _vars(op) if n in infos) \
             or _mask_index(op, infos, program.env) or op.target in varying
-        value = seen[op.target]
-        info = info_of(value, dynamic=is_dynamic and np.ndim(value) > 0)
+        info = _final_info(seen[op.target], is_dynamic)
         if op.target in varying and info.kind in ("int", "bool", "str"):
             info.value = None
         if op.prim is APPEND:  # a stack of saved values: described by what it holds
@@ -191,17 +206,31 @@ def emit_op(op):
 
 def _differs(old, new):
     """Did a value change in a way that matters to specialisation (another int, tuple
-    or string; another shape or dtype)?"""
-    if type(old) is not type(new):
-        return True
-    if hasattr(new, "shape") and hasattr(new, "dtype"):
-        return old.shape != new.shape or old.dtype != new.dtype
-    if isinstance(new, (list, dict)):
+    or string; another shape or dtype)? Infos of values, or containers themselves."""
+    if not (isinstance(old, Info) and isinstance(new, Info)):
         return True  # containers built in a loop: never taken as fixed
+    if old.kind != new.kind:
+        return True
+    if old.kind == "array":
+        return old.shape != new.shape or old.dtype != new.dtype
+    if old.kind == "tuple":
+        return len(old.value) != len(new.value) or any(
+            _differs(a, b) for a, b in zip(old.value, new.value))
+    if old.kind in ("float", "none"):
+        return False
     try:
-        return bool(old != new)
+        return bool(old.value != new.value)
     except (TypeError, ValueError):
         return True
+
+
+def _final_info(seen, dynamic):
+    """The Info of a recorded value, with a shape that depends on data dropped."""
+    if not isinstance(seen, Info):
+        return info_of(seen, dynamic=dynamic)
+    if dynamic and seen.kind == "array" and seen.ndim:
+        return Info("array", shape=None, dtype=seen.dtype, dynamic=True, ndim=seen.ndim)
+    return seen
 
 
 def _vars(op):
@@ -243,6 +272,35 @@ def signature(value):
     if shape is not None:
         return (t, tuple(shape), str(getattr(value, "dtype", "")))
     return t
+
+
+def hint_inputs(program):
+    """The names `hints` reads the recorded infos of: loop bounds and conditions, and the
+    containers a loop body indexes by its loop index. A first recording that computes only
+    these (and what they are computed from) is enough to unroll and decide; for a model
+    whose loop over layers reads `len(params["blocks"])`, that is nothing of its arrays."""
+    from .ir import atom_vars, walk_loops, walk_ops
+    needed = set()
+    for loop in walk_loops(program.body):
+        for atom in list(loop.range_args or ()) + [loop.condition, loop.test]:
+            if atom is not None:
+                needed.update(atom_vars(atom))
+        following = _following(loop)
+        for op in walk_ops(loop.body):
+            if op.prim is INDEX and isinstance(op.args[0], Var) \
+                    and any(n in following for n in _atom_names(op.args[1])):
+                needed.add(op.args[0].name)
+    return needed
+
+
+def _following(loop):
+    """The loop index and the values of the loop body computed from it."""
+    from .ir import walk_ops
+    following = {loop.index}
+    for op in walk_ops(loop.body):
+        if any(n in following for n in _vars(op)):
+            following.add(op.target)
+    return following
 
 
 def hints(program, infos):
@@ -312,14 +370,11 @@ def loops_to_unroll(program, infos):
         if loop.condition is not None or loop.test is not None:
             continue
         inside = {op.target for op in walk_ops(loop.body) if op.prim is not APPEND}
-        following = {loop.index}  # values that follow the loop index
-        for op in walk_ops(loop.body):
-            if any(n in following for n in _vars(op)):
-                following.add(op.target)
-        picks = any(op.prim is INDEX and (isinstance(op.args[0], Seq) or (
+        following = _following(loop)  # (index checked first: see hint_inputs)
+        picks = any(op.prim is INDEX and any(n in following for n in _atom_names(op.args[1]))
+                    and (isinstance(op.args[0], Seq) or (
                         isinstance(op.args[0], Var)
                         and infos[op.args[0].name].kind in ("list", "tuple", "dict")))
-                    and any(n in following for n in _atom_names(op.args[1]))
                     for op in walk_ops(loop.body))
         builds = any(op.prim is APPEND and op.target not in inside and op.target in read_lists
                      for op in walk_ops(loop.body))
