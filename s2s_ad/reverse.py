@@ -19,6 +19,7 @@ import os
 from .analysis import active_values, prune
 from .release import release
 from .remat import rematerialize
+from .pointwise import regions as pointwise_regions
 from .loopjac import backward as loopjac_backward, carried_elementwise
 from .emit import LoopBlock, fast_stmt, loop_block, loop_header, statements as _flat
 from .ir import Loop, loop_vars, own_defs, walk_loops, walk_ops
@@ -83,6 +84,8 @@ class ReverseMode:
         self.numbers = False         # a number met masks only: an array may be float64
         self.handed_out = set()
         self.pending = {}            # accumulator -> one op's contributions, not yet added
+        # elementwise regions walked back in one step: output -> (input, d output / d input)
+        self.regions = pointwise_regions(program, infos, self.active)
 
     # -- names ----------------------------------------------------------------------------
     def bar(self, key):
@@ -298,6 +301,9 @@ class ReverseMode:
             (g, g_shape), g_parts = done, None
         if op.prim is UNRECORDED:
             return
+        if op.target in self.regions:
+            self.region_adjoint(op, g, g_shape)
+            return
         if op.prim in EFFECTS or op.prim is NEWLIST:
             raise self.error(op, "in-place updates (`x[i] += v`, np.add.at) and list stacks "
                                  "are not supported by reverse mode yet",
@@ -325,6 +331,18 @@ class ReverseMode:
                 key = self.key_of(atom)
                 if key is not None:
                     self.contribute(op, rule, bound, param, key, g, g_shape, g_parts)
+
+    def region_adjoint(self, op, g, g_shape):
+        """x_bar += y_bar * dy/dx for the elementwise region that ends at `op` (see
+        pointwise.py); the ops inside it get no adjoint of their own."""
+        x, derivative = self.regions[op.target]
+        ans_info, x_info = self.infos[op.target], self.infos[x]
+        g_scalar = g_shape == () and ans_info.shape != ()
+        expr = times(g, self.reuse(derivative))
+        constant = coefficient(derivative) is not None
+        shape = broadcast(g_shape, () if constant else x_info.shape)
+        expr, shape = self.nominal(expr, shape, g_scalar, ans_info, x_info)
+        self.add(x, self.fit(Contribution(expr, shape), x_info, x))
 
     def key_of(self, atom):
         if isinstance(atom, Var) and atom.name in self.active:
@@ -500,14 +518,51 @@ class ReverseMode:
         elif lead_axes:
             expr = astb.call("np.sum", [expr], {"axis": _axes(lead_axes)})
         elif keep_axes:
-            expr = astb.call("np.sum", [expr], {"axis": _axes(keep_axes),
-                                                "keepdims": astb.const(True)})
+            expr = self.sum_kept(expr, keep_axes, len(cs))
         reduced = tuple(1 if lead + i in keep_axes else padded[lead + i] for i in range(len(xs)))
         if reduced != tuple(xs):
             if all(d == 1 for d in reduced) and len(reduced) == 0:
                 return Contribution(expr, ())
             expr = astb.call("np.broadcast_to", [expr, render(Const(tuple(xs)))])
         return Contribution(expr, tuple(xs))
+
+    def sum_kept(self, expr, axes, ndim):
+        """np.sum(expr, axis=axes, keepdims=True), with the sign and the factors of a
+        product that are constant along `axes` taken out of the sum: a divide's adjoint
+        `-g * ans / y` for a y broadcast along the last axis (LayerNorm's std) sums
+        `g * ans` and divides the sum, two passes over the big array fewer."""
+        sign, factors = _product_factors(expr)
+        inner, outer = [], []
+        for node, divides in factors:
+            shape = self.expr_shape(node)
+            padded = None if shape is None else (1,) * (ndim - len(shape)) + tuple(shape)
+            constant = padded is not None and len(padded) == ndim and all(
+                padded[a] == 1 for a in axes)
+            (outer if constant else inner).append((node, divides))
+        summed = _product(inner) if inner and not any(d for _, d in inner[:1]) else None
+        if summed is None or (not outer and sign > 0):
+            return astb.call("np.sum", [expr], {"axis": _axes(axes), "keepdims": astb.const(True)})
+        out = astb.call("np.sum", [summed], {"axis": _axes(axes), "keepdims": astb.const(True)})
+        for node, divides in outer:
+            out = astb.binop(out, gast.Div() if divides else gast.Mult(), node)
+        return astb.neg(out) if sign < 0 else out
+
+    def expr_shape(self, node):
+        """The shape of a name's array (a forward value or an adjoint) or of a number;
+        None when not known here."""
+        if isinstance(node, gast.Constant):
+            return ()
+        if not isinstance(node, gast.Name):
+            return None
+        if node.id in self.infos:
+            info = self.infos[node.id]
+        else:
+            keys = [k for k, bar in self.bars.items() if bar == node.id]
+            if not keys:
+                return None
+            info = self.info_of_key(keys[0])
+        return info.shape if info.kind == "array" and not info.dynamic else \
+            () if info.kind in ("float", "int") else None
 
     # -- accumulation -----------------------------------------------------------------------
     def finalize(self, key, primal=None):
@@ -532,6 +587,10 @@ class ReverseMode:
         self.owned.add(name)
         primal = primal if primal is not None else astb.name(key)
         info = self.info_of_key(key)
+        rows = self.row_scatter(scatters[0], info) if not dense and len(scatters) == 1 else None
+        if rows is not None:
+            self.emit(astb.assign(name, rows))
+            return astb.name(name), info.shape
         if dense:
             total = plus([c.expr for c in dense])
             shape = broadcast(*[c.shape for c in dense])
@@ -547,6 +606,19 @@ class ReverseMode:
         for c in scatters:
             self.emit(self.scatter(name, c))
         return astb.name(name), info.shape
+
+    def row_scatter(self, c, info):
+        """`scatter_rows(index, g, shape)` for the adjoint of table[index] with one integer
+        array as index (an embedding), else None (np.add.at into zeros)."""
+        index = c.index
+        if not (c.repeats and isinstance(index, gast.Name) and index.id in self.infos):
+            return None
+        index_info = self.infos[index.id]
+        if index_info.kind != "array" or index_info.dtype.kind not in "iu" \
+                or index_info.shape is None or info.shape is None or not info.shape \
+                or c.shape != tuple(index_info.shape) + tuple(info.shape[1:]):
+            return None
+        return astb.call("scatter_rows", [index, c.expr, render(Const(tuple(info.shape)))])
 
     def nbytes(self, name):
         """The size of the array a generated name holds (a value or an adjoint), or None."""
@@ -783,6 +855,28 @@ def forward_blocks(body, pushes, comment_of, infos=None):
 
 def _text(node):
     return astb.unparse_key(node)
+
+
+def _product_factors(expr):
+    """(sign, [(factor, divides?)]) of `-a * b / c` read as a left-to-right chain."""
+    sign = 1
+    if isinstance(expr, gast.UnaryOp) and isinstance(expr.op, gast.USub):
+        sign, expr = -1, expr.operand
+    factors = []
+    while isinstance(expr, gast.BinOp) and isinstance(expr.op, (gast.Mult, gast.Div)):
+        factors.append((expr.right, isinstance(expr.op, gast.Div)))
+        expr = expr.left
+    if isinstance(expr, gast.UnaryOp) and isinstance(expr.op, gast.USub):
+        sign, expr = -sign, expr.operand
+    factors.append((expr, False))
+    return sign, factors[::-1]
+
+
+def _product(factors):
+    out = factors[0][0]
+    for node, divides in factors[1:]:
+        out = astb.binop(out, gast.Div() if divides else gast.Mult(), node)
+    return out
 
 
 def _plain_runs(body):

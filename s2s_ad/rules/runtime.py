@@ -30,3 +30,7 @@ defrule(runtime.softmax, "a, axis",
 defrule(runtime.log_softmax, "a, axis",
         adjoint={"a": "g - np.exp(ans) * np.sum(g, axis=axis, keepdims=True)"},
         tangent={"a": "a_dot - np.sum(np.exp(ans) * a_dot, axis=axis, keepdims=True)"})
+
+# The adjoint of an embedding look-up, table[index] (see reverse.py's finalize): linear in v.
+defrule(runtime.scatter_rows, "index, v, shape", linear=("v",),
+        adjoint={"v": lambda ctx: ("g[index]", ctx.shape("v"))})
