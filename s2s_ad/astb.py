@@ -110,18 +110,32 @@ def _names(node, ctx):
     return out
 
 
+def clone(node):
+    """A deep copy of a gast tree (copy.deepcopy's generic machinery, memo and all, was a
+    tenth of a large model's compile time)."""
+    if isinstance(node, gast.AST):
+        new = type(node).__new__(type(node))
+        for field in node._fields:
+            value = getattr(node, field, None)
+            setattr(new, field, [clone(v) for v in value] if type(value) is list else clone(value))
+        for attr in node._attributes:
+            if hasattr(node, attr):
+                setattr(new, attr, getattr(node, attr))
+        return new
+    return node
+
+
 def replace_names(node, exprs):
     """A copy of `node` with each name read that is in `exprs` replaced by (a copy of)
     its expression."""
-    import copy
 
     class Replace(gast.NodeTransformer):
         def visit_Name(self, n):
             if isinstance(n.ctx, gast.Load) and n.id in exprs:
-                return copy.deepcopy(exprs[n.id])
+                return clone(exprs[n.id])
             return n
 
-    return Replace().visit(copy.deepcopy(node))
+    return Replace().visit(clone(node))
 
 
 def stored_names(node):

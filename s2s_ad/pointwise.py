@@ -17,7 +17,6 @@ partial reads `ans` (np.tanh's is `1.0 - ans * ans`). Only straight-line code, a
 primitives in `FUNCTIONS`: their partials are arithmetic and NumPy functions of floats (no
 masks, whose products with Python numbers would be float64).
 """
-import copy
 
 import gast
 import numpy as np
@@ -355,7 +354,7 @@ def _term(c, factors, inner=None):
             expr, c = _sum(f, into=c)
         else:
             expr = _scale(*_sum(f)) if isinstance(f, Poly) else f.expr
-        (num if e > 0 else den).extend(copy.deepcopy(expr) for _ in range(abs(e)))
+        (num if e > 0 else den).extend(astb.clone(expr) for _ in range(abs(e)))
     if inner is not None:
         num.insert(0, inner)
     if not num:

@@ -168,13 +168,12 @@ def _parsed(template):
 
 def instantiate(template, mapping):
     """The template's tree with each placeholder name replaced by the given expression."""
-    import copy
-    tree = copy.deepcopy(_parsed(template))
+    tree = astb.clone(_parsed(template))
 
     class Substitute(gast.NodeTransformer):
         def visit_Name(self, node):
             if node.id in mapping:
-                return copy.deepcopy(mapping[node.id])
+                return astb.clone(mapping[node.id])
             return node
 
         def visit_Call(self, node):
