@@ -86,6 +86,11 @@ class ReverseMode:
         self.pending = {}            # accumulator -> one op's contributions, not yet added
         # elementwise regions walked back in one step: output -> (input, d output / d input)
         self.regions = pointwise_regions(program, infos, self.active)
+        # Values whose adjoint may stay smaller than they are (a broadcast along some axes,
+        # as a mean's adjoint is): only their own elementwise rule reads that adjoint.
+        self.narrow = {op.target for op in program.body
+                       if isinstance(op, Op) and lookup(op.prim) is not None
+                       and lookup(op.prim).partials and op.target not in self.regions}
 
     # -- names ----------------------------------------------------------------------------
     def bar(self, key):
@@ -414,6 +419,14 @@ class ReverseMode:
         if coefficient(g) and operands and not self.float_operand(op, bound, operands):
             self.numbers = True  # np.where(condition, 1.0, 0.0): a float64 array
         expr = self.reuse(instantiate(text, mapping))
+        if key in self.narrow and op.prim in (np.sum, np.mean) and _broadcast_call(expr):
+            # A sum's or mean's adjoint spread back over the reduced axes: left narrow
+            # (size 1 there) for the elementwise rule that reads it, which broadcasts.
+            from .rules.reductions import reduced_axes
+            axes = reduced_axes(ctx)
+            self.add(key, Contribution(expr.args[0], tuple(
+                1 if i in axes else d for i, d in enumerate(arg_info.shape))))
+            return
         if shape is None:
             if rule.elementwise:
                 shape = broadcast(*[shapes[n] for n in template_names(text) if n in shapes])
@@ -523,6 +536,8 @@ class ReverseMode:
         if reduced != tuple(xs):
             if all(d == 1 for d in reduced) and len(reduced) == 0:
                 return Contribution(expr, ())
+            if key in self.narrow and len(reduced) == len(xs):
+                return Contribution(expr, reduced)   # broadcast where it is read
             expr = astb.call("np.broadcast_to", [expr, render(Const(tuple(xs)))])
         return Contribution(expr, tuple(xs))
 
@@ -855,6 +870,11 @@ def forward_blocks(body, pushes, comment_of, infos=None):
 
 def _text(node):
     return astb.unparse_key(node)
+
+
+def _broadcast_call(expr):
+    return isinstance(expr, gast.Call) and isinstance(expr.func, gast.Attribute) \
+        and expr.func.attr == "broadcast_to" and len(expr.args) == 2
 
 
 def _product_factors(expr):

@@ -30,14 +30,22 @@ def zero_at(g, index):
 def softmax(a, axis):
     """exp(a - max) / sum(exp(a - max)) along `axis`, as the user's code wrote it (the
     compiler fuses that chain so that its adjoint reads the result only)."""
-    e = np.exp(a - np.max(a, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    e = a - np.max(a, axis=axis, keepdims=True)
+    if e.dtype.kind != "f":           # integers: exp makes a new (float) array
+        e = np.exp(e)
+        return e / np.sum(e, axis=axis, keepdims=True)
+    np.exp(e, out=e)                  # in place: e is this function's own array
+    e /= np.sum(e, axis=axis, keepdims=True)
+    return e
 
 
 def log_softmax(a, axis):
     """(a - max) - log(sum(exp(a - max))) along `axis`, as the user's code wrote it."""
     s = a - np.max(a, axis=axis, keepdims=True)
-    return s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))
+    if s.dtype.kind != "f":
+        return s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))
+    s -= np.log(np.sum(np.exp(s), axis=axis, keepdims=True))
+    return s
 
 
 def scatter_rows(index, v, shape):
