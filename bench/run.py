@@ -557,6 +557,9 @@ def write_report(path, argv, results, plots, started, elapsed):
                     f"{one_line(kept[-1], 400)}\"\n"]
         if "loop_memory.png" in plots:
             out += ["![loop memory](plots/loop_memory.png)\n"]
+    if w.get("gap_profiles"):
+        from bench import gaps
+        out += gaps.section(w, w["gap_profiles"])
     if w.get("failures"):
         out += ["## Failures\n"] + [f"- {one_line(f, 400)}" for f in w["failures"]] + [""]
     with open(path, "w") as fh:
@@ -619,6 +622,17 @@ def main(argv=None):
             r["w"] = w
             results["workloads"].append(r)
     results["threads"] = machine.thread_report()  # after every library has been loaded and pinned
+    if results.get("workloads") and not opts.quick:
+        # Missed targets get a line profile of the generated code (section 5).
+        from bench import gaps
+        results["gap_profiles"] = {}
+        for r, kind in gaps.missed(results):
+            log(f"profiling {r['name']} {kind} (a missed target) ...")
+            try:
+                results["gap_profiles"][(r["name"], kind)] = gaps.profile(r["w"], kind)
+            except Exception as e:
+                traceback.print_exc()
+                results["failures"].append(f"profile {r['name']} {kind}: {type(e).__name__}: {e}")
 
     if "rosen" not in skip:
         from bench import rosen

@@ -19,12 +19,13 @@ import os
 from .analysis import active_values, prune
 from .release import release
 from .remat import rematerialize
-from .pointwise import regions as pointwise_regions
+from .pointwise import emit, emit_inplace, regions as pointwise_regions
+from .release import RELEASE_BYTES
 from .loopjac import backward as loopjac_backward, carried_elementwise
 from .emit import LoopBlock, fast_stmt, loop_block, loop_header, statements as _flat
 from .ir import Loop, loop_vars, own_defs, walk_loops, walk_ops
 from .errors import TransformError
-from .ir import Const, Global, Op, Seq, Var, render, render_value
+from .ir import Const, Global, Op, Seq, Var, atom_vars, render, render_value
 from .primitives import COPY, EFFECTS, NEWLIST, UNRECORDED
 from .rules import lookup
 from .rules.context import RuleContext
@@ -86,6 +87,13 @@ class ReverseMode:
         self.pending = {}            # accumulator -> one op's contributions, not yet added
         # elementwise regions walked back in one step: output -> (input, d output / d input)
         self.regions = pointwise_regions(program, infos, self.active)
+        # who reads each value: a region that is its input's only reader names the array
+        # it builds after that input's adjoint
+        self.readers = {}
+        for op in walk_ops(program.body):
+            for a in list(op.args) + list(op.kwargs.values()):
+                if isinstance(a, Var):
+                    self.readers.setdefault(a.name, set()).add(op.target)
         # Values whose adjoint may stay smaller than they are (a broadcast along some axes,
         # as a mean's adjoint is): only their own elementwise rule reads that adjoint.
         self.narrow = {op.target for op in program.body
@@ -340,9 +348,26 @@ class ReverseMode:
     def region_adjoint(self, op, g, g_shape):
         """x_bar += y_bar * dy/dx for the elementwise region that ends at `op` (see
         pointwise.py); the ops inside it get no adjoint of their own."""
-        x, derivative = self.regions[op.target]
+        x, poly, members = self.regions[op.target]
         ans_info, x_info = self.infos[op.target], self.infos[x]
         g_scalar = g_shape == () and ans_info.shape != ()
+        size = self.nbytes(x)
+        if size is not None and size >= RELEASE_BYTES and (
+                isinstance(g, gast.Name) or coefficient(g) is not None):
+            # A large array: built in place (one array, not one per operation).
+            number = coefficient(g)
+            g_in = astb.const(number[0] / (number[1] or 1.0)) if number else g
+            only_user = self.readers.get(x, set()) <= members \
+                and x not in atom_vars(self.p.result)
+            buf = self.bar(x) if only_user else _fresh(self.bar(x), self.taken)
+            stmts = emit_inplace(poly, g_in, buf, lambda: _fresh("tmp", self.taken))
+            if stmts is not None:
+                for stmt in stmts:
+                    self.emit(stmt)
+                self.owned.add(buf)
+                self.add(x, Contribution(astb.name(buf), x_info.shape))
+                return
+        derivative = emit(poly)
         expr = times(g, self.reuse(derivative))
         constant = coefficient(derivative) is not None
         shape = broadcast(g_shape, () if constant else x_info.shape)

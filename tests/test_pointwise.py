@@ -108,3 +108,30 @@ def test_algebra_collects_and_folds():
     assert unparse(emit(x * x.reciprocal())) == "1.0"
     assert unparse(emit((x + Poly.number(1.0)) * Poly.number(2.0))) == "2.0 + 2.0 * x"
     assert emit(x + x * Poly.number(-1.0)).value == 0.0
+
+
+@pytest.mark.parametrize("body", BODIES + ["GELU"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_large_arrays_build_the_derivative_in_place(body, dtype):
+    # >= 64 KiB: the derivative is written as in-place statements (pointwise.emit_inplace).
+    # Every function here is elementwise in x, so a corner of the large gradient (and hvp)
+    # must equal the reference's on that corner alone (the oracle is slow on large arrays).
+    f = function_from_source(GELU) if body == "GELU" else _program(body)
+    x, w = _args(dtype, shape=(128, 160))
+    v = np.random.default_rng(3).standard_normal(x.shape).astype(dtype)
+    corner = (slice(0, 3), slice(0, 5))
+    small = [x[corner].astype(float), w[corner].astype(float)]
+    tol = dict(rtol=2e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-12)
+    got = ad.grad(f)(x, w)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got[corner], reference.grad(f, small, 0), **tol)
+    np.testing.assert_allclose(ad.hvp(f)(x, w, v)[corner],
+                               reference.hvp(f, small, 0, v[corner].astype(float)), **tol)
+
+
+def test_gelu_in_place_statements():
+    f = function_from_source(GELU)
+    source = ad.source(ad.grad(f, wrt=0), *_args(shape=(128, 160)))
+    backward = source.split("-- backward sweep --")[1]
+    assert "x_bar *= w" in backward, backward
+    assert backward.count(" = ") <= 3, backward   # x_bar, one temporary and the return

@@ -1,0 +1,144 @@
+"""Where the remaining time goes: the RESULTS.md section on the targets a run missed.
+
+For each workload whose value_and_grad or hvp target the run missed, the generated code is
+line-profiled in the benchmark's own process (bench/profile_gen.py, same arguments): how
+much of it is matrix products, and which other statements take the most time. For hvp,
+forward mode over the adjoint evaluates three products for each product of the adjoint
+(the product itself and one per operand's tangent: `a_dot @ b + a @ b_dot`), so the
+products' time alone, divided by value_and_grad's, is a floor that no hvp written as
+forward-over-reverse gets under; what the generated code spends beyond that floor is what
+could still be closed.
+"""
+import resource
+import statistics
+
+import numpy as np
+
+import s2s_ad as ad
+from bench import profile_gen
+from bench.suite import random_direction
+
+PRODUCTS = ("@", "np.matmul(", "np.dot(", "np.einsum(", "np.tensordot(")
+
+
+class _Tangents:
+    """profile_gen.Profile takes a transformed function and its arguments; hvp's direction
+    is a tangent, handed over separately (`_tangents`)."""
+
+    def __init__(self, transformed):
+        self.transformed = transformed
+
+    def specialization(self, *args):
+        fn, primal = self.transformed.specialization(*args[:-1], _tangents=(args[-1],))
+        return fn, tuple(primal) + (args[-1],)
+
+
+def profile(w, kind, repeats=8, top=6):
+    """{total, products, top: [(seconds, sweep, text)]} of one specialisation's statements."""
+    args = w.make_args()
+    if kind == "hvp":
+        target = _Tangents(ad.hvp(w.f, wrt=0))
+        args = tuple(args) + (random_direction(args[0]),)
+    else:
+        target = ad.value_and_grad(w.f, wrt=0)
+    prof = profile_gen.Profile(target, args)
+    t = prof.run(repeats)["stmt_median"]
+    faults = {"s2s_ad": _faults(lambda: prof.fn(*prof.args))}
+    if kind == "value_and_grad":
+        faults["hand-written"] = _faults(lambda: w.handwritten(*w.make_args()))
+    is_product = [any(p in text for p in PRODUCTS) for text in prof.texts]
+    order = [k for k in np.argsort(-t) if not is_product[k]][:top]
+    return {"total": float(t.sum()), "products": float(sum(t[k] for k in range(len(t))
+                                                             if is_product[k])),
+            "top": [(float(t[k]), prof.sweeps[k], " ".join(prof.texts[k].split())) for k in order],
+            "faults": faults}
+
+
+def _faults(call, n=5):
+    """(minor page faults, system seconds) per call, from getrusage around n calls."""
+    call()
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    for _ in range(n):
+        call()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return (after.ru_minflt - before.ru_minflt) / n, (after.ru_stime - before.ru_stime) / n
+
+
+def missed(results):
+    """[(workload result, kind)] for the value_and_grad and hvp targets this run missed."""
+    out = []
+    for r in results.get("workloads", []):
+        med = {k: statistics.median(v) for k, v in r["times"].items()}
+        if "s2s_ad" in med and med["s2s_ad"] / med["hand-written"] > r["w"].target:
+            out.append((r, "value_and_grad"))
+        tgt = r["w"].hvp_target
+        if tgt and "s2s_ad hvp" in med and "s2s_ad" in med and med["s2s_ad hvp"] / med["s2s_ad"] > tgt:
+            out.append((r, "hvp"))
+    return out
+
+
+def section(results, profiles):
+    """Markdown lines: for each missed target, the figure, the profile, what would close it."""
+    if not profiles:
+        return []
+    out = ["## 5. Targets missed in this run: the profile, and what would close it\n",
+           "Line profiles of the generated code taken in this process after the timings "
+           "(`bench/gaps.py`; per-statement medians, so their sum is a little above the plain "
+           "call's time). Statements outside matrix products, most expensive first.\n"]
+    for r, kind in missed(results):
+        p = profiles.get((r["name"], kind))
+        if p is None:
+            continue
+        med = {k: statistics.median(v) for k, v in r["times"].items()}
+        share = p["products"] / p["total"]
+        if kind == "value_and_grad":
+            ratio = med["s2s_ad"] / med["hand-written"]
+            out.append(f"**{r['name']} value_and_grad: {ratio:.2f}x the hand-written pass** "
+                       f"(target {r['w'].target:.2f}). Matrix products are {share:.0%} of the "
+                       f"generated code's time ({p['products'] * 1e3:.0f} of "
+                       f"{p['total'] * 1e3:.0f} ms), the same products the hand-written pass "
+                       "does; the rest is elementwise and reduction work:\n")
+        else:
+            ratio = med["s2s_ad hvp"] / med["s2s_ad"]
+            floor = p["products"] / med["s2s_ad"]
+            out.append(f"**{r['name']} hvp: {ratio:.2f}x value_and_grad** (target "
+                       f"{r['w'].hvp_target}). Its matrix products alone take "
+                       f"{p['products'] * 1e3:.0f} ms, **{floor:.2f}x** value_and_grad's "
+                       f"median ({share:.0%} of the hvp): three products for each of the "
+                       "adjoint's. The rest:\n")
+        out += ["| time | sweep | statement |", "|---|---|---|"]
+        for seconds, sweep, text in p["top"]:
+            text = text if len(text) <= 150 else text[:147] + "..."
+            out.append(f"| {seconds * 1e3:.2f} ms | {sweep} | `{text}` |")
+        out.append("")
+        f = p["faults"]
+        faults = "; ".join(f"{impl} {n:,.0f} minor page faults and {sys_s * 1e3:.0f} ms of "
+                           f"system time per call" for impl, (n, sys_s) in f.items())
+        out.append(f"Page faults of freshly allocated arrays (getrusage over 5 calls): {faults}.")
+        out.append("")
+        mlp = [statistics.median(x["times"]["s2s_ad hvp"]) / statistics.median(x["times"]["s2s_ad"])
+               for x in results.get("workloads", []) if x["name"] == "mlp"
+               and "s2s_ad hvp" in x["times"] and "s2s_ad" in x["times"]]
+        out.append(CLOSE[kind].format(mlp=f"{mlp[0]:.2f}x in this run" if mlp else "lower"))
+        out.append("")
+    return out
+
+
+CLOSE = {
+    "value_and_grad": (
+        "What would close it: the hand-written pass updates arrays in place (`x += b`, "
+        "`np.exp(p, out=p)`, `dp -= ...`) where the generated code makes a new array per "
+        "operation, and both spend a large part of a call in page faults of freshly allocated "
+        "arrays (above; glibc returns freed large blocks to the system). Elementwise regions are "
+        "already walked back in one in-place step (`s2s_ad/pointwise.py`); the same in-place "
+        "rewriting of the forward sweep's arithmetic chains, of LayerNorm's adjoint and of the "
+        "accumulation of adjoints (`x_bar = a + b + c` into an array the sweep owns), and the "
+        "softmax adjoint's `np.sum(g * p)` as one `np.einsum` pass, are what remains."),
+    "hvp": (
+        "What would close it: the floor above comes from the method (forward mode over the "
+        "adjoint). Getting under it needs fewer products, not faster ones: for example, "
+        "directions that are zero on some parameters (a block-diagonal or per-layer hvp) skip "
+        "their tangent products, and the model's own input has no tangent (why the MLP, whose "
+        "largest product reads the data, is {mlp}). Beyond the floor, the tangent "
+        "statements' elementwise work pays the same fresh-allocation page faults as above."),
+}
