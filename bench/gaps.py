@@ -121,7 +121,10 @@ def section(results, profiles):
         mlp = [statistics.median(x["times"]["s2s_ad hvp"]) / statistics.median(x["times"]["s2s_ad"])
                for x in results.get("workloads", []) if x["name"] == "mlp"
                and "s2s_ad hvp" in x["times"] and "s2s_ad" in x["times"]]
-        out.append(CLOSE[kind].format(mlp=f"{mlp[0]:.2f}x in this run" if mlp else "lower"))
+        faulting = f["s2s_ad"][0] > 1000
+        out.append(CLOSE[kind].format(
+            mlp=f"{mlp[0]:.2f}x in this run" if mlp else "lower",
+            faults=FAULTS if faulting else NO_FAULTS))
         out.append("")
     return out
 
@@ -130,8 +133,7 @@ CLOSE = {
     "value_and_grad": (
         "What would close it: the hand-written pass updates arrays in place (`x += b`, "
         "`np.exp(p, out=p)`, `dp -= ...`) where the generated code makes a new array per "
-        "operation, and both spend a large part of a call in page faults of freshly allocated "
-        "arrays (above; glibc returns freed large blocks to the system). Elementwise regions are "
+        "operation; {faults} Elementwise regions are "
         "already walked back in one in-place step (`s2s_ad/pointwise.py`); the same in-place "
         "rewriting of the forward sweep's arithmetic chains, of LayerNorm's adjoint and of the "
         "accumulation of adjoints (`x_bar = a + b + c` into an array the sweep owns), and the "
@@ -142,8 +144,12 @@ CLOSE = {
         "directions that are zero on some parameters (a block-diagonal or per-layer hvp) skip "
         "their tangent products, and the model's own input has no tangent (why the MLP, whose "
         "largest product reads the data, is {mlp}). Beyond the floor, the tangent "
-        "statements' elementwise work pays the page faults of fresh allocations (above: "
-        "the hvp holds each value and its tangent, so far more memory is touched anew per "
-        "call), which reuse of freed blocks (an allocator that keeps them, or in-place "
-        "tangent updates) would save."),
+        "statements' elementwise work makes a new array per operation; {faults}"),
 }
+
+FAULTS = ("in this process that costs page faults of freshly allocated arrays (above: glibc "
+          "hands freed large blocks back to the system), which in-place updates, or an "
+          "allocator that keeps freed blocks, avoid.")
+NO_FAULTS = ("by now this process pays no page faults for that (above: the allocator has "
+             "raised its thresholds), so what is left is passes over memory and the cache "
+             "misses of new arrays.")

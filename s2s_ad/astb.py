@@ -87,6 +87,24 @@ def load_names(node):
     return _names(node, gast.Load)
 
 
+def count_loads(node, counts):
+    """Add to `counts` how many times each name is read inside `node`."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if type(n) is gast.Name:
+            if type(n.ctx) is gast.Load:
+                counts[n.id] = counts.get(n.id, 0) + 1
+            continue
+        for field in n._fields:
+            value = getattr(n, field, None)
+            if type(value) is list:
+                stack.extend(v for v in value if isinstance(v, gast.AST))
+            elif isinstance(value, gast.AST):
+                stack.append(value)
+    return counts
+
+
 def all_names(node):
     """Every name read or written anywhere inside `node` (not those deleted)."""
     return _names(node, (gast.Load, gast.Store))

@@ -6,7 +6,6 @@ pass and saves holding a whole array from the forward sweep to the backward one 
 intermediates are most of a transformer's memory). Only values computed outside loops,
 read once, by a top-level statement of the sweep.
 """
-import gast
 import numpy as np
 
 from . import astb
@@ -55,7 +54,5 @@ def _reads(blocks):
                 in_loops |= astb.load_names(stmt)
             continue
         for stmt in block[1]:
-            for node in gast.walk(stmt):
-                if isinstance(node, gast.Name) and isinstance(node.ctx, gast.Load):
-                    counts[node.id] = counts.get(node.id, 0) + 1
+            astb.count_loads(stmt, counts)
     return counts, in_loops
