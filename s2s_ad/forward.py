@@ -32,6 +32,7 @@ class ForwardMode:
         self.active = active_values(program, infos, wrt, self.error)
         self.taken = set(infos) | set(program.params) | set(program.env) | {"np"}
         self.dots = {}
+        self.primal_of = {}          # tangent name -> its primal
         self.owned = set()        # tangent names holding arrays made here (safe to update)
         self.has_dot = {self.dot(w) for w in wrt}
         self.plain_defs = set(program.params)   # defined outside any branch
@@ -45,11 +46,12 @@ class ForwardMode:
                 candidate, i = f"{base}{i}", i + 1
             self.taken.add(candidate)
             self.dots[name] = candidate
+            self.primal_of[candidate] = name
         return self.dots[name]
 
     def nbytes(self, name):
         """The size of the array a generated name (a value or a tangent) holds, or None."""
-        primal = next((n for n, dot in self.dots.items() if dot == name), name)
+        primal = self.primal_of.get(name, name)
         info = self.infos.get(primal)
         if info is None or info.kind != "array" or info.shape is None or info.dynamic:
             return None

@@ -75,6 +75,7 @@ class ReverseMode:
         self.stmts = None
         self.taken = set(infos) | set(program.params) | set(program.env) | {"np"}
         self.bars = {}
+        self.key_of_bar = {}         # adjoint name -> the value (key) it is the adjoint of
         self.owned = set()           # adjoint names holding arrays the sweep made itself
         self.accumulators = {}       # inside loops: value -> the adjoint name that sums
         self.pushes = {}             # loop index -> names its forward sweep pushes
@@ -111,6 +112,7 @@ class ReverseMode:
             name, i = f"{base}{i}", i + 1
         self.taken.add(name)
         self.bars[key] = name
+        self.key_of_bar[name] = key
         return name
 
     def error(self, op, what, advice=None):
@@ -597,10 +599,9 @@ class ReverseMode:
         if node.id in self.infos:
             info = self.infos[node.id]
         else:
-            keys = [k for k, bar in self.bars.items() if bar == node.id]
-            if not keys:
+            if node.id not in self.key_of_bar:
                 return None
-            info = self.info_of_key(keys[0])
+            info = self.info_of_key(self.key_of_bar[node.id])
         return info.shape if info.kind == "array" and not info.dynamic else \
             () if info.kind in ("float", "int") else None
 
@@ -665,10 +666,9 @@ class ReverseMode:
         if name in self.infos:
             info = self.infos[name]
         else:
-            keys = [k for k, bar in self.bars.items() if bar == name]
-            if not keys:
+            if name not in self.key_of_bar:
                 return None
-            info = self.info_of_key(keys[0])
+            info = self.info_of_key(self.key_of_bar[name])
         if info.kind != "array" or info.shape is None or info.dynamic:
             return None
         return int(np.prod(info.shape)) * info.dtype.itemsize
