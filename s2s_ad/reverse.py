@@ -97,9 +97,12 @@ class ReverseMode:
                     self.readers.setdefault(a.name, set()).add(op.target)
         # Values whose adjoint may stay smaller than they are (a broadcast along some axes,
         # as a mean's adjoint is): only their own elementwise rule reads that adjoint.
+        # (Not when an argument that carries a derivative is broadcast by the op: reducing
+        # a narrow adjoint back to it would miss the copies the broadcast made.)
         self.narrow = {op.target for op in program.body
                        if isinstance(op, Op) and lookup(op.prim) is not None
-                       and lookup(op.prim).partials and op.target not in self.regions}
+                       and lookup(op.prim).partials and op.target not in self.regions
+                       and self.same_shaped_args(op)}
 
     # -- names ----------------------------------------------------------------------------
     def bar(self, key):
@@ -346,6 +349,18 @@ class ReverseMode:
                 key = self.key_of(atom)
                 if key is not None:
                     self.contribute(op, rule, bound, param, key, g, g_shape, g_parts)
+
+    def same_shaped_args(self, op):
+        """Do the op's arguments that carry derivatives all have its result's shape?"""
+        out = self.infos.get(op.target)
+        if out is None or out.kind != "array" or out.shape is None:
+            return False
+        for a in list(op.args) + list(op.kwargs.values()):
+            if isinstance(a, Var) and a.name in self.active:
+                info = self.infos.get(a.name)
+                if info is None or info.kind != "array" or info.shape != out.shape:
+                    return False
+        return True
 
     def region_adjoint(self, op, g, g_shape):
         """x_bar += y_bar * dy/dx for the elementwise region that ends at `op` (see

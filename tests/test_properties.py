@@ -580,3 +580,20 @@ def test_regression_0d_float32_result_of_a_loop_gives_float64_gradient(body):
     """A 0-d float32 result of a loop: its seed was np.copy(1.0), a float64 array."""
     _regression_grad(f"def f(x):\n    for i in range(1):\n        v = {body}\n    return v\n",
                      [np.array([0.5, 0.25], np.float32)], 0)
+
+
+@pytest.mark.parametrize("body", [
+    "np.sum(np.tanh(np.sum(np.sin(x + y) * np.cos(x) + 0.5 * y, keepdims=True)))",
+    "np.sum(np.sum(x * 2.0 + y, keepdims=True) ** 2)",
+    "np.sum(np.mean(x + y * y, axis=-1, keepdims=True) * x)",
+])
+@pytest.mark.parametrize("wrt", [0, 1])
+def test_regression_narrow_adjoint_into_a_broadcast_argument(body, wrt):
+    """A sum's adjoint kept narrow (size 1 on the summed axes) reached an add that broadcast
+    y (2, 1) to (1, 2, 2): reduced back to y it missed the broadcast's copies (2.5, not 3)."""
+    args = [np.full((1, 1, 2), 0.25), np.full((2, 1), 0.5)]
+    _regression_grad(f"def f(x, y):\n    return {body}\n", args, wrt)
+    f = compiled(f"def f(x, y):\n    return {body}\n")
+    v = np.ones_like(args[wrt])
+    np.testing.assert_allclose(ad.hvp(f, wrt=wrt)(*args, v), reference.hvp(f, args, wrt, v),
+                               rtol=1e-10)
