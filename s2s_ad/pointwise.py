@@ -54,11 +54,31 @@ def regions(program, infos, active):
         if x not in active or not _same(infos.get(x), infos[op.target]):
             continue
         derivative = _derivative(region, x, program.env)
-        if derivative is None or derivative.is_zero():
-            continue
+        if derivative is None or derivative.is_zero() or _size(derivative, {}) > MAX_SIZE:
+            continue   # (a derivative that would be written out larger than the region)
         found[op.target] = (x, derivative, frozenset(region))
         taken |= set(region)
     return found
+
+
+# Factors written out per derivative at most: a power of a sum is written out as often as
+# its exponent says, so a long chain of squares (t = t * t + x, again and again) would
+# double the derivative's text at each step; such regions are walked back op by op.
+MAX_SIZE = 400
+
+
+def _size(poly, memo):
+    """How many factors the written-out expression of `poly` has."""
+    if poly.key in memo:
+        return memo[poly.key]
+    total = 0
+    for _, factors in poly.terms.values():
+        total += 1 + sum(abs(e) * (_size(f, memo) if isinstance(f, Poly) else 1)
+                         for f, e in factors)
+        if total > MAX_SIZE:
+            break
+    memo[poly.key] = total
+    return total
 
 
 def _arg_names(op):
@@ -215,6 +235,7 @@ class Poly:
 
     def __init__(self, terms):
         self.terms = terms     # {term key: (coefficient, ((factor, exponent), ...))}
+        self._key = None
 
     @staticmethod
     def number(c):
@@ -227,7 +248,10 @@ class Poly:
 
     @property
     def key(self):
-        return "(" + " + ".join(f"{c!r}*{k}" for k, (c, _) in sorted(self.terms.items())) + ")"
+        if self._key is None:   # (terms never change once made)
+            self._key = "(" + " + ".join(f"{c!r}*{k}" for k, (c, _) in
+                                         sorted(self.terms.items())) + ")"
+        return self._key
 
     def is_zero(self):
         return not self.terms

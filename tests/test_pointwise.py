@@ -135,3 +135,11 @@ def test_gelu_in_place_statements():
     backward = source.split("-- backward sweep --")[1]
     assert "x_bar *= w" in backward, backward
     assert backward.count(" = ") <= 3, backward   # x_bar, one temporary and the return
+
+
+def test_a_long_chain_of_squares_compiles_quickly_and_right():
+    # Written out, t * t of a sum repeats the sum: 24 squarings would be 2 ** 24 factors.
+    body = "\n".join("    t = t * t + x * 0.5" for _ in range(24))
+    f = function_from_source(f"def f(x):\n    t = x\n{body}\n    return np.sum(np.tanh(t))\n")
+    x = np.full(3, 0.1)
+    np.testing.assert_allclose(ad.grad(f)(x), reference.grad(f, [x], 0), rtol=1e-10)
