@@ -597,3 +597,11 @@ def test_regression_narrow_adjoint_into_a_broadcast_argument(body, wrt):
     v = np.ones_like(args[wrt])
     np.testing.assert_allclose(ad.hvp(f, wrt=wrt)(*args, v), reference.hvp(f, args, wrt, v),
                                rtol=1e-10)
+
+
+@pytest.mark.parametrize("body", ["np.mean(np.linalg.norm(x, axis=-1))",
+                                  "np.sum(np.linalg.norm(x, axis=0))"])
+def test_regression_norm_along_an_axis_under_a_full_reduction(body):
+    """The norm's adjoint with a scalar g (from a mean or sum of everything) divided by the
+    norm without putting its reduced axis back: a broadcast error at run time."""
+    _regression_grad(f"def f(x):\n    return {body}\n", [np.arange(1.0, 7.0).reshape(3, 2)], 0)

@@ -208,9 +208,10 @@ def _norm(ctx):
                         "write the norm out, e.g. np.sum(np.abs(x)) for ord=1")
     from .reductions import kept, reduced_axes
     axes = reduced_axes(ctx, "axis", of="x")
-    if ctx.given("axis") and not ctx.value("keepdims") and len(axes) < ctx.ndim("x") \
-            and not ctx.g_scalar:
-        return f"np.expand_dims(g, {axes}) * x / np.expand_dims(ans, {axes})"
+    if ctx.given("axis") and not ctx.value("keepdims") and len(axes) < ctx.ndim("x"):
+        # (a scalar g stands for a broadcast one: only ans needs its axes back)
+        g = "g" if ctx.g_scalar else f"np.expand_dims(g, {axes})"
+        return f"{g} * x / np.expand_dims(ans, {axes})"
     return "g * x / ans"
 
 
