@@ -460,6 +460,10 @@ class ReverseMode:
         operands = template_names(text) - {"g", "np"}
         if coefficient(g) and operands and not self.float_operand(op, bound, operands):
             self.numbers = True  # np.where(condition, 1.0, 0.0): a float64 array
+        if coefficient(g) and not operands and arg_info.kind == "array" \
+                and arg_info.dtype.kind == "f" and arg_info.dtype != np.float64:
+            # np.reshape(1.0, (1,)) would be float64: the number takes the argument's type
+            mapping["g"] = astb.call(f"np.{arg_info.dtype.name}", [g])
         expr = self.reuse(instantiate(text, mapping))
         if key in self.narrow and op.prim in (np.sum, np.mean) and _broadcast_call(expr):
             # A sum's or mean's adjoint spread back over the reduced axes: left narrow

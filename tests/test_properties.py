@@ -605,3 +605,10 @@ def test_regression_norm_along_an_axis_under_a_full_reduction(body):
     """The norm's adjoint with a scalar g (from a mean or sum of everything) divided by the
     norm without putting its reduced axis back: a broadcast error at run time."""
     _regression_grad(f"def f(x):\n    return {body}\n", [np.arange(1.0, 7.0).reshape(3, 2)], 0)
+
+
+@pytest.mark.parametrize("body", ["np.sum(np.squeeze(x))", "np.sum(np.reshape(x, ()))",
+                                  "np.sum(x.T)"])
+def test_regression_number_through_a_shape_function_keeps_float32(body):
+    """The seed 1.0 reshaped back to a (1,) float32 argument made a float64 gradient."""
+    _regression_grad(f"def f(x):\n    return {body}\n", [np.array([0.5], np.float32)], 0)
