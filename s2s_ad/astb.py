@@ -89,19 +89,9 @@ def load_names(node):
 
 def count_loads(node, counts):
     """Add to `counts` how many times each name is read inside `node`."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if type(n) is gast.Name:
-            if type(n.ctx) is gast.Load:
-                counts[n.id] = counts.get(n.id, 0) + 1
-            continue
-        for field in n._fields:
-            value = getattr(n, field, None)
-            if type(value) is list:
-                stack.extend(v for v in value if isinstance(v, gast.AST))
-            elif isinstance(value, gast.AST):
-                stack.append(value)
+    for n in _name_nodes(node):
+        if type(n.ctx) is gast.Load:
+            counts[n.id] = counts.get(n.id, 0) + 1
     return counts
 
 
@@ -111,13 +101,18 @@ def all_names(node):
 
 
 def _names(node, ctx):
-    # A walk of our own: ast.walk's generators were a tenth of a first call's compile time.
-    out, stack = set(), [node]
+    ctxs = ctx if type(ctx) is tuple else (ctx,)
+    return {n.id for n in _name_nodes(node) if type(n.ctx) in ctxs}
+
+
+def _name_nodes(node):
+    """Every Name node inside `node`. A walk of our own: ast.walk's generators were a tenth
+    of a first call's compile time."""
+    stack = [node]
     while stack:
         n = stack.pop()
         if type(n) is gast.Name:
-            if type(n.ctx) is ctx or (type(ctx) is tuple and type(n.ctx) in ctx):
-                out.add(n.id)
+            yield n
             continue
         for field in n._fields:
             value = getattr(n, field, None)
@@ -125,7 +120,6 @@ def _names(node, ctx):
                 stack.extend(v for v in value if isinstance(v, gast.AST))
             elif isinstance(value, gast.AST):
                 stack.append(value)
-    return out
 
 
 def clone(node):
