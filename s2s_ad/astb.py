@@ -89,7 +89,7 @@ def load_names(node):
 
 def count_loads(node, counts):
     """Add to `counts` how many times each name is read inside `node`."""
-    for n in _name_nodes(node):
+    for n in name_nodes(node):
         if type(n.ctx) is gast.Load:
             counts[n.id] = counts.get(n.id, 0) + 1
     return counts
@@ -102,10 +102,10 @@ def all_names(node):
 
 def _names(node, ctx):
     ctxs = ctx if type(ctx) is tuple else (ctx,)
-    return {n.id for n in _name_nodes(node) if type(n.ctx) in ctxs}
+    return {n.id for n in name_nodes(node) if type(n.ctx) in ctxs}
 
 
-def _name_nodes(node):
+def name_nodes(node):
     """Every Name node inside `node`. A walk of our own: ast.walk's generators were a tenth
     of a first call's compile time."""
     stack = [node]

@@ -15,6 +15,8 @@ from .analysis import active_values, prune
 from .emit import LoopBlock, fast_stmt, function_source, loop_block, loop_header, op_stmt
 from .errors import TransformError
 from .optimize import optimize
+from .contract import contract_sums
+from .inplace import update_in_place
 from .release import release
 from .ir import Const, Loop, Op, Seq, Var, atom_vars, render, walk_ops
 from .primitives import APPEND, EFFECTS, POP, UNRECORDED
@@ -48,6 +50,14 @@ class ForwardMode:
             self.dots[name] = candidate
             self.primal_of[candidate] = name
         return self.dots[name]
+
+    def array_info(self, name):
+        """(shape, dtype) of the array a generated name (a value or a tangent) holds, or
+        None. (A tangent whose terms are smaller than its value is broadcast to it.)"""
+        info = self.infos.get(self.primal_of.get(name, name))
+        if info is None or info.kind != "array" or info.shape is None or info.dynamic:
+            return None
+        return tuple(info.shape), info.dtype
 
     def nbytes(self, name):
         """The size of the array a generated name (a value or a tangent) holds, or None."""
@@ -305,6 +315,8 @@ def tangent_source(program, infos, wrt, only_tangent=False, title=None):
     params = program.params + [mode.dot(w) for w in wrt]
     # hvp returns the tangents only: the adjoint's own results are dead unless read
     blocks = release(optimize(blocks), mode.nbytes, keep=params)
+    blocks, _ = update_in_place(blocks, mode.array_info, keep=params)
+    blocks = contract_sums(blocks, mode.array_info)
     short = os.path.basename(program.filename)
     inputs = ", ".join(f"{p} ({infos[p].describe()})" for p in program.params)
     title = title or f"Jacobian-vector product of {program.name}"

@@ -77,6 +77,7 @@ class ReverseMode:
         self.bars = {}
         self.key_of_bar = {}         # adjoint name -> the value (key) it is the adjoint of
         self.owned = set()           # adjoint names holding arrays the sweep made itself
+        self.bar_shapes = {}         # adjoint name -> the shape its statement gives it
         self.accumulators = {}       # inside loops: value -> the adjoint name that sums
         self.pushes = {}             # loop index -> names its forward sweep pushes
         self.available = {}          # forward values that adjoint code may reuse by name
@@ -638,12 +639,14 @@ class ReverseMode:
                                     or coefficient(dense[0].expr)):
                 return dense[0].expr, dense[0].shape  # a name or a number: use it as is
             total = plus([c.expr for c in dense])
+            shape = broadcast(*[c.shape for c in dense])
             if coefficient(total):
-                return total, broadcast(*[c.shape for c in dense])
+                return total, shape
             self.emit(astb.assign(name, total))
+            self.bar_shapes[name] = shape
             if fresh_array(total):
                 self.owned.add(name)
-            return astb.name(name), broadcast(*[c.shape for c in dense])
+            return astb.name(name), shape
         self.owned.add(name)
         primal = primal if primal is not None else astb.name(key)
         info = self.info_of_key(key)
@@ -651,6 +654,7 @@ class ReverseMode:
         if rows is not None:
             self.emit(astb.assign(name, rows))
             return astb.name(name), info.shape
+        self.bar_shapes[name] = info.shape
         if dense:
             total = plus([c.expr for c in dense])
             shape = broadcast(*[c.shape for c in dense])
@@ -691,6 +695,22 @@ class ReverseMode:
         if info.kind != "array" or info.shape is None or info.dynamic:
             return None
         return int(np.prod(info.shape)) * info.dtype.itemsize
+
+    def array_info(self, name):
+        """(shape, dtype) of the array a generated name surely holds, or None: forward
+        values as recorded, adjoints as their contributions made them (a narrow adjoint
+        is smaller than its value)."""
+        if name in self.infos:
+            info, shape = self.infos[name], None
+        elif name in self.bar_shapes and name in self.key_of_bar:
+            info, shape = self.info_of_key(self.key_of_bar[name]), self.bar_shapes[name]
+            if shape is None:
+                return None
+        else:
+            return None
+        if info.kind != "array" or info.shape is None or info.dynamic:
+            return None
+        return tuple(info.shape if shape is None else shape), info.dtype
 
     def info_of_key(self, key):
         var, path = key if isinstance(key, tuple) else (key, ())
@@ -819,6 +839,8 @@ def adjoint_source(program, infos, wrt, with_value, as_tuple, seed=None):
     a vector-Jacobian product whose extra last parameter is the output's cotangent."""
     from .emit import function_source, op_stmt
     from .optimize import optimize
+    from .contract import contract_sums
+    from .inplace import update_in_place
     from . import runtime
 
     mode = ReverseMode(program, infos, wrt, with_value)
@@ -847,9 +869,13 @@ def adjoint_source(program, infos, wrt, with_value, as_tuple, seed=None):
     blocks.append((None, final))
     blocks = optimize(blocks)
     blocks = release(blocks, mode.nbytes, keep=program.params)
+    blocks, renamed = update_in_place(blocks, mode.array_info, keep=program.params)
+    blocks = contract_sums(blocks, mode.array_info)
 
     forward_names = {op.target for op in walk_ops(forward)}
-    kept = sorted(n for n in sweep_reads if n in forward_names and n not in stacks)
+    kept = sorted({renamed.get(n, n) for n in sweep_reads
+                   if n in forward_names and n not in stacks})
+    infos = {**infos, **{new: infos[old] for old, new in renamed.items() if old in infos}}
     kept_text = ", ".join(f"{n} ({infos[n].describe()})" for n in kept) or "nothing"
     if stacks:
         kept_text += "; on stacks, one per iteration: " + ", ".join(
