@@ -3,8 +3,8 @@
 For each workload whose value_and_grad or hvp target the run missed, the generated code is
 line-profiled in the benchmark's own process (bench/profile_gen.py, same arguments): how
 much of it is matrix products, and which other statements take the most time. For hvp,
-forward mode over the adjoint evaluates three products for each product of the adjoint
-(the product itself and one per operand's tangent: `a_dot @ b + a @ b_dot`), so the
+forward mode over the adjoint evaluates a product and its two tangent products
+(`a_dot @ b + a @ b_dot`) for each product it needs (8 for every 3 of value_and_grad), so the
 products' time alone, divided by value_and_grad's, is a floor that no hvp written as
 forward-over-reverse gets under; what the generated code spends beyond that floor is what
 could still be closed.
@@ -106,8 +106,7 @@ def section(results, profiles):
             out.append(f"**{r['name']} hvp: {ratio:.2f}x value_and_grad** (target "
                        f"{r['w'].hvp_target}). Its matrix products alone take "
                        f"{p['products'] * 1e3:.0f} ms, **{floor:.2f}x** value_and_grad's "
-                       f"median ({share:.0%} of the hvp): three products for each of the "
-                       "adjoint's. The rest:\n")
+                       f"median ({share:.0%} of the hvp). The rest:\n")
         out += ["| time | part | statement |", "|---|---|---|"]
         for seconds, sweep, text in p["top"]:
             text = text if len(text) <= 150 else text[:147] + "..."
@@ -131,25 +130,29 @@ def section(results, profiles):
 
 CLOSE = {
     "value_and_grad": (
-        "What would close it: the hand-written pass updates arrays in place (`x += b`, "
-        "`np.exp(p, out=p)`, `dp -= ...`) where the generated code makes a new array per "
-        "operation; {faults} Elementwise regions are "
-        "already walked back in one in-place step (`s2s_ad/pointwise.py`); the same in-place "
-        "rewriting of the forward sweep's arithmetic chains, of LayerNorm's adjoint and of the "
-        "accumulation of adjoints (`x_bar = a + b + c` into an array the sweep owns), and the "
-        "softmax adjoint's `np.sum(g * p)` as one `np.einsum` pass, are what remains."),
+        "What would close it: dead arrays are already updated in place (`s2s_ad/inplace.py`: "
+        "bias adds, residual adds, accumulated adjoints), elementwise regions walked back in "
+        "one in-place step (`s2s_ad/pointwise.py`) and sums of products written as one "
+        "`np.einsum` pass (`s2s_ad/contract.py`); {faults} What the hand-written pass still "
+        "does better is algebra the user's code does not say: it folds the attention scale "
+        "into q (an array a quarter the size of the scores), adds the causal mask as an array "
+        "instead of `np.where`, and takes LayerNorm's backward in two passes over its saved "
+        "normalised input."),
     "hvp": (
         "What would close it: the floor above comes from the method (forward mode over the "
-        "adjoint). Getting under it needs fewer products, not faster ones: for example, "
-        "directions that are zero on some parameters (a block-diagonal or per-layer hvp) skip "
-        "their tangent products, and the model's own input has no tangent (why the MLP, whose "
-        "largest product reads the data, is {mlp}). Beyond the floor, the tangent "
-        "statements' elementwise work makes a new array per operation; {faults}"),
+        "adjoint): for each matrix product of the forward sweep the hvp evaluates it and its "
+        "two tangent products, for the input's adjoint the same three, and for the weight's "
+        "adjoint two tangent products (the gradient itself is not returned): 8 products where "
+        "value_and_grad has 3, 2.67x on the products alone. Getting under it needs fewer "
+        "products, not faster ones: for example, directions that are zero on some parameters "
+        "(a block-diagonal or per-layer hvp) skip their tangent products, and the model's own "
+        "input has no tangent (why the MLP, whose largest product reads the data, is {mlp}). "
+        "Beyond the floor, the tangent statements' elementwise work: {faults}"),
 }
 
 FAULTS = ("in this process that costs page faults of freshly allocated arrays (above: glibc "
           "hands freed large blocks back to the system), which in-place updates, or an "
           "allocator that keeps freed blocks, avoid.")
-NO_FAULTS = ("by now this process pays no page faults for that (above: the allocator has "
-             "raised its thresholds), so what is left is passes over memory and the cache "
-             "misses of new arrays.")
+NO_FAULTS = ("this process pays no page faults for new arrays (above; the benchmark fixes the "
+             "allocator's thresholds, see Machine and software), so what is left is passes "
+             "over memory.")

@@ -605,6 +605,7 @@ def main(argv=None):
         import jaxlib
         peer_versions["jaxlib"] = jaxlib.__version__
 
+    machine.keep_freed_memory()   # timings of this process only; workers keep the defaults
     results = {"load_start": tuple(round(x, 2) for x in os.getloadavg()), "pinned": pinned,
                "versions": machine.library_versions(peer_versions), "failures": []}
 
