@@ -105,6 +105,21 @@ def _names(node, ctx):
     return {n.id for n in name_nodes(node) if type(n.ctx) in ctxs}
 
 
+def nodes_of(node, kind):
+    """Every node of type `kind` inside `node` (the same walk as name_nodes)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if type(n) is kind:
+            yield n
+        for field in n._fields:
+            value = getattr(n, field, None)
+            if type(value) is list:
+                stack.extend(v for v in value if isinstance(v, gast.AST))
+            elif isinstance(value, gast.AST):
+                stack.append(value)
+
+
 def name_nodes(node):
     """Every Name node inside `node`. A walk of our own: ast.walk's generators were a tenth
     of a first call's compile time."""

@@ -19,7 +19,7 @@ def contract_sums(blocks, array_info):
     from .emit import LoopBlock
 
     def fix(stmt):
-        if not any(_is_sum_call(n) for n in gast.walk(stmt)):
+        if not any(_is_sum_call(n) for n in astb.nodes_of(stmt, gast.Call)):
             return stmt
         return _Contract(array_info).visit(astb.clone(stmt))
 

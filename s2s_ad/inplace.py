@@ -13,6 +13,10 @@ assignments into the dead operand and gives the two names one name, when it is s
   step of `a op= x` stays in a's array);
 - both names are bound once, outside any loop (so one name can stand for both).
 
+The two names become one (the operand's, or the result's when the operand is a bare
+temporary such as t12); when both are the user's (`xc = x - mu`), the result takes the
+operand's array over: `xc = x; xc -= mu`.
+
 Only top-level statements of arrays of at least `release.RELEASE_BYTES` are rewritten.
 """
 import re
@@ -114,13 +118,17 @@ def update_in_place(blocks, array_info, keep=()):
             renames[code_a] = target         # `x_bar = a / b; x_bar += c` (was t294)
         elif _is_temp(target) or _base(target) == _base(code_a):
             renames[target] = code_a         # `x += t33`: x_1 is called x from here on
-        else:       # two names of the user's (xc = x - mu): both kept, NumPy's way
-            owned.add(target)
-            continue
-        rewritten[u] = [gast.AugAssign(target=astb.name(a, store=True), op=op, value=x)
-                        for op, x in steps]
-        # the operand's `del` right after this statement: its memory lives on
-        rewritten[("del", u + 1)] = a
+        else:
+            # Two names of the user's (x_bar = xc_bar + ...): the result takes the
+            # operand's array over, both names kept (`x_bar = xc_bar; x_bar += ...`).
+            rewritten[u] = [astb.assign(target, astb.name(a))] + [
+                gast.AugAssign(target=astb.name(target, store=True), op=op, value=x)
+                for op, x in steps]
+        if u not in rewritten:
+            rewritten[u] = [gast.AugAssign(target=astb.name(a, store=True), op=op, value=x)
+                            for op, x in steps]
+            # the operand's `del` right after this statement: its memory lives on
+            rewritten[("del", u + 1)] = a
         parent[ca] = target
         owned.discard(ca)
         owned.add(target)

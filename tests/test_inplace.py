@@ -233,3 +233,17 @@ def f(x):
     (x,) = _rng_args((N, N))
     _check(f, [x])
     np.testing.assert_allclose(ad.value_and_grad(f)(x)[0], np.sum(np.sin(4.5 * x)))
+
+
+def test_a_user_name_takes_over_another_users_dead_array():
+    """Two names of the user's with different meanings both stay: `z = y; z -= 1.0`."""
+    f = function_from_source("""
+def f(x, w):
+    y = x * w
+    z = y - 1.0
+    return np.sum(np.tanh(z))
+""")
+    args = _rng_args((N, N), (N, N))
+    _check(f, args)
+    body = _body(ad.value_and_grad(f, wrt=(0, 1)), *args)
+    assert "z = y" in body and "z -= 1.0" in body, body
