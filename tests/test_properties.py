@@ -13,6 +13,8 @@ with `function_from_source` (cached by source text), and checks, for float64 and
 Example counts scale with the Hypothesis profile (tests/conftest.py): `HYPOTHESIS_PROFILE=
 nightly python -m pytest tests/test_properties.py` runs 30x more than the default `ci`.
 """
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, note, settings, strategies as st
@@ -448,6 +450,33 @@ def test_random_programs(program, data):
     dtype = data.draw(S.dtypes(), label="dtype")
     args = _program_args(data, arg_shapes, dtype)
     check_derivatives(source, args, wrt=tuple(range(len(args))))
+
+
+@contextlib.contextmanager
+def _every_array_counts():
+    """The in-place pass (and `del`) for arrays of any size: they skip arrays under
+    64 KiB, and generated programs' arrays are small."""
+    import s2s_ad.inplace
+    import s2s_ad.release
+    saved = s2s_ad.inplace.RELEASE_BYTES, s2s_ad.release.RELEASE_BYTES
+    s2s_ad.inplace.RELEASE_BYTES = s2s_ad.release.RELEASE_BYTES = 1
+    try:
+        yield
+    finally:
+        s2s_ad.inplace.RELEASE_BYTES, s2s_ad.release.RELEASE_BYTES = saved
+
+
+@examples(150)
+@given(program=S.programs(), data=st.data())
+def test_random_programs_updated_in_place(program, data):
+    """As test_random_programs, with every dead array updated in place where the pass
+    would for a large one (a source of its own: other tests' compiled code is not reused)."""
+    source, arg_shapes = program
+    dtype = data.draw(S.dtypes(), label="dtype")
+    args = _program_args(data, arg_shapes, dtype)
+    with _every_array_counts():
+        check_derivatives("# every array in place\n" + source, args,
+                          wrt=tuple(range(len(args))))
 
 
 @examples(30)
