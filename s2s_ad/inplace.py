@@ -104,7 +104,8 @@ def update_in_place(blocks, array_info, keep=()):
         target = stmt.targets[0].id
         if binds.get(target) != 1 or target in in_loops or target in keep:
             continue
-        choice = _dead_operand(value, u, target, find, last, owned, aliases, array_info)
+        choice = _dead_operand(value, u, target, find, last, owned, aliases, in_loops,
+                               array_info)
         if choice is None:
             if _fresh(value):
                 owned.add(target)
@@ -160,7 +161,7 @@ def update_in_place(blocks, array_info, keep=()):
     return result, final
 
 
-def _dead_operand(value, u, target, find, last, owned, aliases, array_info):
+def _dead_operand(value, u, target, find, last, owned, aliases, in_loops, array_info):
     """(a, [(op, x)...]) when `target = value` can be `a op= x; ...`, else None."""
     if not isinstance(value, gast.BinOp) or not isinstance(value.op, _OPS):
         return None
@@ -180,14 +181,15 @@ def _dead_operand(value, u, target, find, last, owned, aliases, array_info):
         ca = find(a)
         if ca not in owned or last.get(ca) != u or array_info(a) != want:
             continue
-        seen, todo = set(), [ca]
+        seen, named, todo = set(), set(), [ca]
         while todo:                 # views of views
             for n in aliases.get(todo.pop(), ()):
+                named.add(n)
                 if find(n) not in seen and find(n) != ca:
                     seen.add(find(n))
                     todo.append(find(n))
-        if any(last.get(n, -1) > u for n in seen):
-            continue
+        if any(last.get(n, -1) > u for n in seen) or named & in_loops:
+            continue   # a view still read, or one a loop read (and may have kept)
         if any(a in astb.load_names(x) for _, x in a_steps):
             continue   # `a * a`: left as NumPy writes it
         return a, a_steps

@@ -247,3 +247,25 @@ def f(x, w):
     _check(f, args)
     body = _body(ad.value_and_grad(f, wrt=(0, 1)), *args)
     assert "z = y" in body and "z -= 1.0" in body, body
+
+
+def test_an_alias_a_loop_read_is_not_updated_into():
+    """Found by the nightly property profile: `v2 = v1` before a loop whose body takes a view
+    of v2 (kept after the loop); v1 (np.tanh(x0), shared with a later use) must not then be
+    scaled in place, or the view and the value change."""
+    f = function_from_source("""
+def f(x0, x1, x2):
+    v1 = np.tanh(x0)
+    v2 = v1
+    for i in range(1):
+        v3 = np.transpose(v2)
+        v2 = np.tanh(v2 * x0 + 0.1 * i)
+    v7 = np.exp(0.5 * np.tanh(x0))
+    return np.sum(v3) + np.sum(v7)
+""")
+    x0, x1 = _rng_args((3,), (3,))
+    x2 = np.array(0.5)
+    value, tangent = ad.jvp(f, wrt=0)(x0, x1, x2, np.ones(3))
+    np.testing.assert_allclose(value, f(x0, x1, x2))
+    np.testing.assert_allclose(tangent, np.sum(reference.grad(f, [x0, x1, x2], 0)))
+    ad.check_grads(f, [x0, x1, x2], order=2, wrt=0)
