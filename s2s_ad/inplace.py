@@ -99,6 +99,9 @@ def update_in_place(blocks, array_info, keep=()):
         value = stmt.value
         for name in _shared(value):
             aliases.setdefault(find(name), set()).update(astb.stored_names(stmt))
+        if not all(isinstance(t, gast.Name) for t in stmt.targets):
+            # `box[i] = a`: a may now be held where no name shows it
+            owned.difference_update(find(n) for n in _shared(value))
         if len(stmt.targets) != 1 or not isinstance(stmt.targets[0], gast.Name):
             continue
         target = stmt.targets[0].id
