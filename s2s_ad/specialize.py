@@ -256,17 +256,18 @@ def signature(value):
     """A hashable key of everything a specialisation depends on."""
     t = type(value)
     if t is np.ndarray:
-        return (value.shape, value.dtype.char)
+        return (value.shape, value.dtype)
     if t is float:
         return float
     if t in (int, bool, str) or value is None:
         return (t, value)
-    # (arrays inline: this runs on every call, over every leaf of a parameter tree)
+    # (arrays inline, keys apart, dtypes as they are: this runs on every call, over every
+    # leaf of a parameter tree; the form that builds and hashes fastest)
     if t is dict:
-        return (dict, tuple([(k, (v.shape, v.dtype.char) if type(v) is np.ndarray
-                                  else signature(v)) for k, v in value.items()]))
+        return (dict, tuple(value), tuple([(v.shape, v.dtype) if type(v) is np.ndarray
+                                           else signature(v) for v in value.values()]))
     if t in (list, tuple):
-        return (t, tuple([(v.shape, v.dtype.char) if type(v) is np.ndarray else signature(v)
+        return (t, tuple([(v.shape, v.dtype) if type(v) is np.ndarray else signature(v)
                           for v in value]))
     shape = getattr(value, "shape", None)
     if shape is not None:
