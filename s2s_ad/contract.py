@@ -14,23 +14,43 @@ import gast
 from . import astb
 
 
-def contract_sums(blocks, array_info):
+def contract_sums(blocks, array_info, updated=None):
     """`blocks` with sums of products of two same-shaped arrays as np.einsum calls."""
-    from .emit import LoopBlock
+    from .emit import LoopBlock, statements
+    if updated is None:
+        updated = _updated_in_place(statements(blocks))
 
     def fix(stmt):
         if not any(_is_sum_call(n) for n in astb.nodes_of(stmt, gast.Call)):
             return stmt
+        if isinstance(stmt, gast.Assign) and astb.stored_names(stmt) & updated:
+            return stmt   # a keepdims einsum is a view, and this array is scattered into
         return _Contract(array_info).visit(astb.clone(stmt))
 
     out = []
     for block in blocks:
         if isinstance(block, LoopBlock):
             out.append(LoopBlock(block.target, block.iter,
-                                 contract_sums(block.blocks, array_info), block.comment))
+                                 contract_sums(block.blocks, array_info, updated),
+                                 block.comment))
         else:
             out.append((block[0], [fix(s) for s in block[1]]))
     return out
+
+
+def _updated_in_place(stmts):
+    """Names whose arrays statements update in place (np.add.at, x[i] = ..., x[i] += ...)."""
+    names = set()
+    for stmt in stmts:
+        if isinstance(stmt, gast.Expr) and isinstance(stmt.value, gast.Call) \
+                and stmt.value.args and isinstance(stmt.value.args[0], gast.Name):
+            names.add(stmt.value.args[0].id)
+        targets = stmt.targets if isinstance(stmt, gast.Assign) else \
+            [stmt.target] if isinstance(stmt, gast.AugAssign) else []
+        for t in targets:
+            if isinstance(t, gast.Subscript) and isinstance(t.value, gast.Name):
+                names.add(t.value.id)
+    return names
 
 
 def _is_sum_call(node):

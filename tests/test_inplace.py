@@ -269,3 +269,24 @@ def f(x0, x1, x2):
     np.testing.assert_allclose(value, f(x0, x1, x2))
     np.testing.assert_allclose(tangent, np.sum(reference.grad(f, [x0, x1, x2], 0)))
     ad.check_grads(f, [x0, x1, x2], order=2, wrt=0)
+
+
+def test_a_summed_adjoint_that_is_scattered_into_stays_np_sum():
+    """Found by the nightly property profile: a keepdims sum written as einsum is a view
+    (np.expand_dims); an adjoint that an indexing rule then scatters into (np.add.at) must
+    stay a new array, or forward mode over that adjoint (hvp) refuses the update."""
+    f = function_from_source("""
+def f(x0, x1):
+    v3 = np.tanh(np.tanh(x0))
+    v9 = np.tanh(x0 + x1)
+    v10 = v3[np.array([0, 0, 0])]
+    v12 = np.tanh(v9 * v3)
+    return np.sum(v10) + np.sum(v12)
+""")
+    x0 = np.full((1, 1, 1), 0.3)
+    (x1,) = _rng_args((2,))
+    ad.check_grads(f, [x0, x1], order=2)
+    v = np.ones_like(x0)
+    eps = 1e-6
+    fd = (ad.grad(f)(x0 + eps * v, x1) - ad.grad(f)(x0 - eps * v, x1)) / (2 * eps)
+    np.testing.assert_allclose(ad.hvp(f)(x0, x1, v), fd, rtol=1e-6)
