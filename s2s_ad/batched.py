@@ -110,7 +110,7 @@ class BatchedForwardMode(ForwardMode):
             raise NotBatchable(f"{rule_name(op)}: an argument of higher rank than its result")
         return self.padded(name, out_rank)
 
-    def broadcast_dot(self, expr, shape):
+    def broadcast_dot(self, expr, shape, from_shape=None, dtype=None):
         return astb.call("np.broadcast_to", [expr, self.batched_shape(shape)])
 
     def zeros(self, name, info, result=False):

@@ -143,7 +143,7 @@ class ForwardMode:
         shape = broadcast(*[s for _, s in terms])
         if info.kind == "array" and shape is not None and info.shape is not None \
                 and shape != info.shape:
-            expr = self.broadcast_dot(expr, info.shape)
+            expr = self.broadcast_dot(expr, info.shape, shape, info.dtype)
         return [self.assign_dot(op.target, expr)]
 
     # Hooks for the batched variant (batched.py), whose tangents carry a leading axis.
@@ -151,8 +151,13 @@ class ForwardMode:
         """The tangent of `name` as it enters the rule template of `op`."""
         return astb.name(self.dot(name))
 
-    def broadcast_dot(self, expr, shape):
+    def broadcast_dot(self, expr, shape, from_shape=None, dtype=None):
         """A tangent expression broadcast to the full `shape` of its value."""
+        if from_shape == () and dtype is not None and np.issubdtype(dtype, np.inexact):
+            # A 0-d tangent may be a Python number (a loop's reset adjoint, 0.0): broadcast
+            # alone it would become float64; the tangent has its value's dtype.
+            return astb.call("np.full", [render(Const(shape)), expr],
+                             {"dtype": astb.dotted(f"np.{np.dtype(dtype).name}")})
         return astb.call("np.broadcast_to", [expr, render(Const(shape))])
 
     def assign_dot(self, name, expr):

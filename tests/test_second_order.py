@@ -4,6 +4,7 @@ import pytest
 
 import s2s_ad as ad
 from helpers import function_from_source
+from s2s_ad import reference
 from models_src import attention_loss, mlp_loss
 
 R = np.random.default_rng(21)
@@ -88,3 +89,18 @@ def test_check_grads_passes_on_models_and_catches_a_wrong_rule():
 def test_check_grads_float32():
     f = function_from_source("def f32(x):\n    return np.sum(np.tanh(x) ** 2)\n", "f32")
     ad.check_grads(f, [R.normal(size=5).astype(np.float32)])
+
+
+def test_hvp_keeps_float32_where_a_loop_resets_a_scalar_adjoint():
+    # The adjoint resets s_bar to the Python number 0.0 at the end of each iteration (a
+    # weak scalar); forward mode over it broadcast that tangent alone to b's shape, which
+    # made it, and the whole Hessian-vector product, float64. Found by the nightly profile.
+    f = function_from_source(
+        "def reset(x):\n    a = np.tanh(x)\n    for i in range(3):\n        b = np.tanh(a)\n"
+        "        s = np.sum(b)\n    return np.sum(x * x) + np.tanh(s)\n", "reset")
+    x, v = np.array([0.3, 0.2], np.float32), np.array([1.0, -0.5], np.float32)
+    h = ad.hvp(f)(x, v)
+    assert h.dtype == np.float32
+    exact = reference.hvp(f, [x.astype(np.float64)], 0, v.astype(np.float64))
+    np.testing.assert_allclose(h, exact, rtol=1e-5)
+    ad.check_grads(f, [x])
