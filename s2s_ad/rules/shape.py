@@ -39,6 +39,8 @@ defrule(np.flip, "m, axis=None", linear=("m",), adjoint={"m": "np.flip(g, axis)"
 
 
 def _astype(ctx):
+    if ctx.info("x").shape == ():   # a 0-d adjoint may be a Python number (1.0)
+        return f"np.{ctx.dtype('x').name}(g)"
     return f"g.astype(np.{ctx.dtype('x').name})"
 
 
