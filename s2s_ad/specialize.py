@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import astb
+from .derive import derive
 from .emit import compile_function, function_source
 from .errors import TransformError
 from .ir import Const, Global, Seq, Slice, Var
@@ -141,15 +142,23 @@ def record(program, args, previous=None, only=None):
         body = list(with_index(prune(program.body, set(only))))
     else:
         body = list(with_index(program.body))
-    blocks = ops_to_blocks(body, lambda s: None,
-                           lambda op: _index_stmt(op) if isinstance(op, _IndexRecord) else stmt_of(op))
-    blocks.append((None, [astb.ret(render(program.result) if only is None else astb.const(None))]))
-    # Drop every local after its last use, as generated code does: a recording run that
-    # kept them all would page-fault its way through several times the memory.
-    blocks = release(blocks, lambda name: RELEASE_BYTES)
-    if only is not None and not body:
+    derived = derive(program, args) if only is None else None
+    if derived is not None:
+        # Shapes and dtypes that follow from the arguments' without running the program
+        # (derive.py); the output is not computed.
+        result = None
+        for name in set(derived) - set(program.params):
+            rec(name, derived[name])
+    elif only is not None and not body:
         result = None          # nothing the hints read is computed: nothing to run
     else:
+        blocks = ops_to_blocks(body, lambda s: None, lambda op: _index_stmt(op)
+                               if isinstance(op, _IndexRecord) else stmt_of(op))
+        blocks.append((None, [astb.ret(render(program.result) if only is None
+                                       else astb.const(None))]))
+        # Drop every local after its last use, as generated code does: a recording run
+        # that kept them all would page-fault its way through several times the memory.
+        blocks = release(blocks, lambda name: RELEASE_BYTES)
         src = function_source("_record", program.params, blocks)
         fn = compile_function(src, "_record", {**program.env, "_rec": rec})
         result = fn(*args)

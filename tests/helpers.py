@@ -1,4 +1,5 @@
 """Shared test helpers: functions written as real source files, and finite differences."""
+import contextlib
 import hashlib
 import importlib.util
 import pathlib
@@ -158,3 +159,53 @@ def check_hvp(f, args, wrt, rng, rtol=1e-7, eps=1e-5):
     numeric = _axpy(g(*plus), g(*minus), -1.0)
     numeric = _scale(numeric, 1 / (2 * eps))
     assert_tree_close(hv, numeric, rtol=1e-4, atol=1e-6)
+
+
+def _same_info(a, b):
+    """Infos equal in everything a specialisation reads."""
+    from s2s_ad.specialize import Info
+    if type(a) is not type(b) or not isinstance(a, Info):
+        return a == b
+    if (a.kind, a.shape, a.dtype, a.dynamic, a.ndim) != (b.kind, b.shape, b.dtype, b.dynamic,
+                                                         b.ndim):
+        return False
+    if a.kind in ("list", "tuple", "stack"):
+        return len(a.value) == len(b.value) and all(map(_same_info, a.value, b.value))
+    if a.kind == "dict":
+        return a.value.keys() == b.value.keys() and all(
+            _same_info(a.value[k], b.value[k]) for k in a.value)
+    return a.kind in ("float", "array", "other") or a.value == b.value
+
+
+@contextlib.contextmanager
+def derived_infos_checked():
+    """Every whole-program recording s2s_ad makes inside the block is made twice, derived
+    (s2s_ad/derive.py) and by running the program, and the two must agree. Yields a dict
+    counting the recordings derived and those that fell back to running."""
+    from s2s_ad import specialize
+    record, derive = specialize.record, specialize.derive
+    counts = {"derived": 0, "ran": 0}
+
+    def checked(program, args, previous=None, only=None):
+        if only is not None:
+            return record(program, args, previous, only)
+        specialize.derive = lambda program, args: None
+        try:
+            ran = record(program, args, previous, only)
+        finally:
+            specialize.derive = derive
+        if derive(program, args) is None:
+            counts["ran"] += 1
+            return ran
+        counts["derived"] += 1
+        derived = record(program, args, previous, only)
+        for name in ran[0].keys() | derived[0].keys():
+            assert _same_info(ran[0].get(name), derived[0].get(name)), (
+                f"{program.name}: {name} recorded as {ran[0].get(name)}, "
+                f"derived as {derived[0].get(name)}")
+        return ran
+    specialize.record = checked
+    try:
+        yield counts
+    finally:
+        specialize.record = record

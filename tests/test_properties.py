@@ -21,8 +21,9 @@ from hypothesis import assume, given, note, settings, strategies as st
 from hypothesis.control import currently_in_test_context
 
 import s2s_ad as ad
+import s2s_ad.derive
 from s2s_ad import reference
-from helpers import function_from_source
+from helpers import derived_infos_checked, function_from_source
 import strategies as S
 
 
@@ -479,6 +480,23 @@ def test_random_programs_updated_in_place(program, data):
                           wrt=tuple(range(len(args))))
 
 
+@examples(60)
+@given(program=S.programs(), data=st.data())
+def test_random_programs_derived_shapes(program, data):
+    """As test_random_programs, with every recording the transformations make (the
+    program's, and the adjoint's that hvp reads) also derived without running it
+    (s2s_ad/derive.py, every array through its rules): the two must agree."""
+    source, arg_shapes = program
+    dtype = data.draw(S.dtypes(), label="dtype")
+    args = _program_args(data, arg_shapes, dtype)
+    saved, s2s_ad.derive.SMALL = s2s_ad.derive.SMALL, 0
+    try:
+        with derived_infos_checked():
+            check_derivatives("# derived shapes\n" + source, args, wrt=tuple(range(len(args))))
+    finally:
+        s2s_ad.derive.SMALL = saved
+
+
 @examples(30)
 @given(program=S.programs(max_statements=10), data=st.data())
 def test_random_programs_check_grads(program, data):
@@ -641,3 +659,12 @@ def test_regression_norm_along_an_axis_under_a_full_reduction(body):
 def test_regression_number_through_a_shape_function_keeps_float32(body):
     """The seed 1.0 reshaped back to a (1,) float32 argument made a float64 gradient."""
     _regression_grad(f"def f(x):\n    return {body}\n", [np.array([0.5], np.float32)], 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_regression_astype_of_a_0d_array(dtype):
+    """x.astype(x's own dtype) of a 0-d x: its adjoint, the number 1.0, was given
+    `1.0.astype(...)` (an AttributeError at run time)."""
+    name = np.dtype(dtype).name
+    _regression_grad(f"def f(x):\n    return np.sum(x.astype(np.{name}) * 2.0)\n",
+                     [np.array(0.5, dtype)], 0)
