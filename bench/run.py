@@ -437,11 +437,11 @@ def first_call_misses(w):
                 f"spread over {min(fc['all']):.2f}-{max(fc['all']):.2f} s). Transformation and "
                 f"compilation take {transform:.2f} s of it, the first run's extra the rest "
                 "(arrays touched for the first time in a fresh process). For hvp the "
-                "transformation generates, compiles and records the adjoint (about 1,000 lines "
-                "for the transformer, run once with every value recorded), then generates "
-                "forward mode over it (about 3,000 lines): what would close it is deriving "
-                "the adjoint's shapes from the primal recording instead of running it again, "
-                "and fewer passes over the adjoint's statements.\n"]
+                "transformation generates and compiles the adjoint (about 1,000 lines for the "
+                "transformer), derives the shapes of its values (s2s_ad/derive.py), then "
+                "generates forward mode over it (about 3,000 lines): what would close it is "
+                "fewer passes over the adjoint's statements, or a first run that touches less "
+                "fresh memory.\n"]
     return out
 
 
