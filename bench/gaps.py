@@ -121,9 +121,18 @@ def section(results, profiles):
                for x in results.get("workloads", []) if x["name"] == "mlp"
                and "s2s_ad hvp" in x["times"] and "s2s_ad" in x["times"]]
         faulting = f["s2s_ad"][0] > 1000
+        budget = rest = cut = floor = 0.0
+        if kind == "hvp":
+            floor = p["products"] / med["s2s_ad"]
+            budget = (r["w"].hvp_target * med["s2s_ad"] - p["products"]) * 1e3
+            rest = (p["total"] - p["products"]) * 1e3
+            cut = max(0.0, 1 - budget / rest) if rest else 0.0
         out.append(CLOSE[kind].format(
             mlp=f"{mlp[0]:.2f}x in this run" if mlp else "lower",
-            faults=FAULTS if faulting else NO_FAULTS))
+            faults=(FAULTS if faulting else NO_FAULTS) if kind == "value_and_grad" else
+            ("page faults of new arrays among them, above" if faulting else NO_FAULTS_SHORT),
+            floor=floor, budget=budget, rest=rest,
+            cut=cut))
         out.append("")
     return out
 
@@ -139,15 +148,20 @@ CLOSE = {
         "instead of `np.where`, and takes LayerNorm's backward in two passes over its saved "
         "normalised input."),
     "hvp": (
-        "What would close it: the floor above comes from the method (forward mode over the "
-        "adjoint): for each matrix product of the forward sweep the hvp evaluates it and its "
-        "two tangent products, for the input's adjoint the same three, and for the weight's "
-        "adjoint two tangent products (the gradient itself is not returned): 8 products where "
-        "value_and_grad has 3, 2.67x on the products alone. Getting under it needs fewer "
-        "products, not faster ones: for example, directions that are zero on some parameters "
-        "(a block-diagonal or per-layer hvp) skip their tangent products, and the model's own "
-        "input has no tangent (why the MLP, whose largest product reads the data, is {mlp}). "
-        "Beyond the floor, the tangent statements' elementwise work: {faults}"),
+        "What would close it: the products are fixed by the method (forward mode over the "
+        "adjoint evaluates each product of the forward sweep and its two tangent products, the "
+        "same three for the input's adjoint, and two tangent products for the weight's adjoint, "
+        "whose value is not returned: 8 products where value_and_grad has 3), and by themselves "
+        "take {floor:.2f}x value_and_grad. The target leaves {budget:.0f} ms for everything "
+        "else, which takes {rest:.0f} ms in the profile: it has to shrink by {cut:.0%}. That "
+        "work is passes over memory ({faults}): every elementwise statement of the adjoint "
+        "gets a tangent of two or three more passes (`h_dot * t + t_dot * h`), about as "
+        "few as NumPy allows (written as one region, a tangent needs as many passes: "
+        "one partial per input). Halving it takes fusing the passes, the value and its "
+        "tangent computed in one loop over the array, which NumPy cannot say: a compiled "
+        "kernel (numba, numexpr) could, and s2s_ad generates plain NumPy by design. "
+        "(The MLP, whose largest product reads the data, which has no tangent, "
+        "is {mlp}.)"),
 }
 
 FAULTS = ("in this process that costs page faults of freshly allocated arrays (above: glibc "
@@ -156,3 +170,4 @@ FAULTS = ("in this process that costs page faults of freshly allocated arrays (a
 NO_FAULTS = ("this process pays no page faults for new arrays (above; the benchmark fixes the "
              "allocator's thresholds, see Machine and software), so what is left is passes "
              "over memory.")
+NO_FAULTS_SHORT = "no page faults for new arrays in this process, above"
