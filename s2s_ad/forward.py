@@ -14,6 +14,7 @@ from . import astb
 from .analysis import active_values, prune
 from .emit import LoopBlock, fast_stmt, function_source, loop_block, loop_header, op_stmt
 from .errors import TransformError
+from .fresh import fresh_array
 from .optimize import optimize
 from .contract import contract_sums
 from .inplace import update_in_place
@@ -161,7 +162,6 @@ class ForwardMode:
         return astb.call("np.broadcast_to", [expr, render(Const(shape))])
 
     def assign_dot(self, name, expr):
-        from .reverse import fresh_array
         dot = self.dot(name)
         self.has_dot.add(dot)
         if fresh_array(expr):

@@ -25,22 +25,11 @@ import gast
 
 from . import astb
 from .emit import LoopBlock, statements
+from .fresh import FRESH_CALLS, call_name, fresh_array
 from .release import RELEASE_BYTES
 
 _OPS = (gast.Add, gast.Sub, gast.Mult, gast.Div)
 _COMMUTATIVE = (gast.Add, gast.Mult)
-# Calls that return a new array of their own (never one of their arguments).
-_FRESH_CALLS = {
-    "sum", "mean", "max", "min", "prod", "where", "matmul", "dot", "einsum", "tensordot",
-    "exp", "log", "tanh", "sqrt", "sin", "cos", "tan", "arctan", "arcsin", "arccos",
-    "sinh", "cosh", "arctanh", "arcsinh", "arccosh", "log1p", "expm1", "abs", "absolute",
-    "sign", "square", "reciprocal", "negative", "maximum", "minimum", "clip", "power",
-    "exp2", "log2", "log10", "cbrt", "hypot", "arctan2", "copy", "zeros_like", "ones_like",
-    "full_like", "zeros", "ones", "full", "concatenate", "stack", "cumsum", "cumprod",
-    "softmax", "log_softmax", "scatter_rows", "index_set", "index_add", "zero_at",
-}
-# Views whose base, when made right there, has no other name: the view owns its memory.
-_OWNING_VIEWS = {"reshape", "transpose", "swapaxes", "moveaxis", "expand_dims", "squeeze"}
 
 
 def update_in_place(blocks, array_info, keep=()):
@@ -92,7 +81,7 @@ def update_in_place(blocks, array_info, keep=()):
     rewritten = {}
     for u, stmt in enumerate(stmts):
         if isinstance(stmt, gast.Expr) and isinstance(stmt.value, gast.Call) \
-                and _call_name(stmt.value) in ("append", "extend", "insert"):
+                and call_name(stmt.value) in ("append", "extend", "insert"):
             owned.difference_update(find(n) for n in astb.load_names(stmt.value))
         if not isinstance(stmt, gast.Assign):
             continue
@@ -110,7 +99,7 @@ def update_in_place(blocks, array_info, keep=()):
         choice = _dead_operand(value, u, target, find, last, owned, aliases, in_loops,
                                array_info)
         if choice is None:
-            if _fresh(value):
+            if fresh_array(value):
                 owned.add(target)
             continue
         a, steps = choice
@@ -207,25 +196,6 @@ def _nbytes(info):
     return n * dtype.itemsize
 
 
-def _call_name(call):
-    func = call.func
-    return func.attr if isinstance(func, gast.Attribute) else getattr(func, "id", "")
-
-
-def _fresh(expr):
-    """Does `expr` make an array that nothing else refers to?"""
-    if isinstance(expr, (gast.BinOp, gast.UnaryOp)):
-        return True
-    if isinstance(expr, gast.Call):
-        name = _call_name(expr)
-        if name in _FRESH_CALLS:
-            return True
-        return name in _OWNING_VIEWS and bool(expr.args) and _fresh(expr.args[0])
-    if isinstance(expr, gast.Attribute) and expr.attr == "T":
-        return _fresh(expr.value)
-    return False
-
-
 def _shared(expr):
     """Names whose memory the value of `expr` may share (a view, the name itself, a
     container holding it, whatever a helper not known to copy returns)."""
@@ -233,7 +203,7 @@ def _shared(expr):
         return {expr.id}
     if isinstance(expr, (gast.BinOp, gast.UnaryOp, gast.Compare, gast.Constant)):
         return set()
-    if isinstance(expr, gast.Call) and _call_name(expr) in _FRESH_CALLS:
+    if isinstance(expr, gast.Call) and call_name(expr) in FRESH_CALLS:
         return set()
     return astb.load_names(expr)
 

@@ -25,6 +25,7 @@ from .loopjac import backward as loopjac_backward, carried_elementwise
 from .emit import LoopBlock, fast_stmt, loop_block, loop_header, statements as _flat
 from .ir import Loop, loop_vars, own_defs, walk_loops, walk_ops
 from .errors import TransformError
+from .fresh import fresh_array
 from .ir import Const, Global, Op, Seq, Var, atom_vars, render, render_value
 from .primitives import COPY, EFFECTS, NEWLIST, UNRECORDED
 from .rules import lookup
@@ -32,8 +33,6 @@ from .rules.context import RuleContext
 from .rules.registry import (Project, Scatter, coefficient, instantiate, plus, template_names,
                              times)
 
-VIEWS = {"reshape", "broadcast_to", "transpose", "expand_dims", "squeeze", "swapaxes",
-         "moveaxis", "flip", "ravel", "T", "astype"}
 
 
 @dataclass
@@ -42,19 +41,6 @@ class Contribution:
     shape: tuple                  # its shape; () may stand for a broadcast scalar; None: unknown
     index: object = None          # Scatter: add into zeros at this index
     repeats: bool = False
-
-
-def fresh_array(expr):
-    """Does evaluating `expr` make a new array (so it can be handed out or updated)?"""
-    if isinstance(expr, (gast.Name, gast.Constant, gast.Subscript, gast.Attribute)):
-        return False
-    if isinstance(expr, gast.Call):
-        func = expr.func
-        name = func.attr if isinstance(func, gast.Attribute) else getattr(func, "id", "")
-        return name not in VIEWS
-    if isinstance(expr, gast.UnaryOp):
-        return True
-    return isinstance(expr, gast.BinOp)
 
 
 def broadcast(*shapes):

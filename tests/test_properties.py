@@ -668,3 +668,19 @@ def test_regression_astype_of_a_0d_array(dtype):
     name = np.dtype(dtype).name
     _regression_grad(f"def f(x):\n    return np.sum(x.astype(np.{name}) * 2.0)\n",
                      [np.array(0.5, dtype)], 0)
+
+
+def test_regression_adjoint_that_is_a_view_of_an_argument_is_not_scattered_into():
+    """x[0:2] += v hands v the adjoint unbroadcast(c[0:2], v): when nothing is summed that is
+    a view of the argument c, which reverse mode took for an array of its own and scattered
+    v[0]'s adjoint into: c changed under the user, and v's gradient was wrong."""
+    f = compiled("def f(x, v, c):\n    x[0:2] += v\n"
+                 "    return np.sum(x * c) + np.sum(v[0] * 3.0)\n")
+    x, v, c = np.array([1.0, 2.0, 3.0]), np.array([0.5, -0.5]), np.array([2.0, 5.0, 7.0])
+    gx, gv = ad.grad(f, wrt=(0, 1))(x, v, c)
+    np.testing.assert_array_equal(c, [2.0, 5.0, 7.0])
+    np.testing.assert_allclose(gx, c, rtol=1e-12)
+    np.testing.assert_allclose(gv, [5.0, 5.0], rtol=1e-12)
+    hv = ad.hvp(f, wrt=1)(x, v, c, np.ones(2))
+    np.testing.assert_allclose(hv, [0.0, 0.0], atol=1e-12)
+    np.testing.assert_array_equal(c, [2.0, 5.0, 7.0])
