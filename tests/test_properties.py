@@ -108,6 +108,7 @@ def check_derivatives(source, args, wrt, seed=0, oracle="reference", low=None):
         note(source)
     f = compiled(source)
     args, wrt = list(args), tuple(wrt)
+    before = [np.copy(a) for a in args]
     rng = np.random.default_rng(seed)
     if low is None:
         low = any(_dtype_of(a) == np.float32 for a in args) or "float32" in source
@@ -172,6 +173,8 @@ def check_derivatives(source, args, wrt, seed=0, oracle="reference", low=None):
         if not isinstance(x, float):
             assert _dtype_of(hv) == x.dtype, f"hvp dtype {_dtype_of(hv)} != {x.dtype}"
         hvs.append(hv)
+    for k, (a, b) in enumerate(zip(args, before)):
+        assert np.array_equal(a, b, equal_nan=True), f"argument {k} was changed"
     vscale = _maxabs(*vs)
     hscale = _maxabs(*hvs)
     size = 1.0 + abs(float(out64))
