@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 
 from . import runtime
-from .ir import Const, Global, Loop, Seq, Slice, Var
+from .ir import Const, Global, Loop, Seq, Slice, Var, op_vars
 from .primitives import (ADD_AT, APPEND, ASTYPE, ATTRIBUTE, COPY, INDEX, LEN, NEWLIST, POP,
                          TRANSPOSE_T, UNRECORDED)
 
@@ -64,7 +64,7 @@ def derive(program, args):
                 (exact.add if is_exact else exact.discard)(op.target)
     except _Unknown:
         return None
-    except Exception:   # an operation a stand-in cannot take (a singular zero matrix)
+    except Exception:   # an operation a stand-in cannot take (a helper that refuses zeros)
         return None
     return values
 
@@ -88,7 +88,7 @@ def _evaluate(op, values, exact, env):
     if prim is ADD_AT:     # updates its first argument in place: shape and dtype unchanged
         name = op.args[0].name
         return values[name], name in exact
-    names = [n for a in list(op.args) + list(op.kwargs.values()) for n in _atom_names(a)]
+    names = op_vars(op)
     inputs_exact = all(n in exact for n in names)
     args = [_value(a, values, env) for a in op.args]
     kwargs = {k: _value(a, values, env) for k, a in op.kwargs.items()}
@@ -199,16 +199,6 @@ def _check_index(index):
         if isinstance(part, np.ndarray) and part.dtype == np.bool_ or \
                 isinstance(part, list):
             raise _Unknown("a boolean mask")
-
-
-def _atom_names(atom):
-    if isinstance(atom, Var):
-        return [atom.name]
-    if isinstance(atom, Seq):
-        return [n for item in atom.items for n in _atom_names(item)]
-    if isinstance(atom, Slice):
-        return [n for part in (atom.lower, atom.upper, atom.step) for n in _atom_names(part)]
-    return []
 
 
 def _value(atom, values, env):
