@@ -34,7 +34,6 @@ from .rules.registry import (Project, Scatter, coefficient, instantiate, plus, t
                              times)
 
 
-
 @dataclass
 class Contribution:
     expr: object                  # gast expression
