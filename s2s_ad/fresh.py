@@ -29,15 +29,19 @@ def call_name(call):
     return func.attr if isinstance(func, gast.Attribute) else getattr(func, "id", "")
 
 
-def fresh_array(expr):
-    """Does evaluating `expr` make an array that nothing else refers to?"""
+def fresh_array(expr, through_views=False):
+    """Does evaluating `expr` make an array that nothing else refers to? With
+    `through_views`, a view of such an array counts too (`np.reshape(a @ b, s)`): the
+    in-place pass may update it; reverse and forward mode copy it before they scatter into
+    it, since hvp reads their code again and takes every view for someone else's array."""
     if isinstance(expr, (gast.BinOp, gast.UnaryOp)):
         return True
     if isinstance(expr, gast.Call):
         name = call_name(expr)
         if name in FRESH_CALLS:
             return True
-        return name in OWNING_VIEWS and bool(expr.args) and fresh_array(expr.args[0])
+        return through_views and name in OWNING_VIEWS and bool(expr.args) \
+            and fresh_array(expr.args[0], True)
     if isinstance(expr, gast.Attribute) and expr.attr == "T":
-        return fresh_array(expr.value)
+        return through_views and fresh_array(expr.value, True)
     return False

@@ -99,7 +99,7 @@ def update_in_place(blocks, array_info, keep=()):
         choice = _dead_operand(value, u, target, find, last, owned, aliases, in_loops,
                                array_info)
         if choice is None:
-            if fresh_array(value):
+            if fresh_array(value, through_views=True):
                 owned.add(target)
             continue
         a, steps = choice

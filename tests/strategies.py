@@ -514,7 +514,7 @@ def programs(draw, max_statements=20, allow_loop=True, allow_helper=True):
     The function takes 1 to 3 array arguments with values in [-1, 1], computes up to
     `max_statements` assignments (each a few primitive calls: elementwise functions,
     broadcasting arithmetic, reductions with axis/keepdims, matmul and einsum, reshapes,
-    transposes, indexing, concatenation), optionally runs one `for i in range(k)` loop
+    transposes, indexing, concatenation, item assignment into a copy), optionally runs one `for i in range(k)` loop
     carrying a value, optionally calls a helper function defined in the same module, and
     returns a scalar (np.sum / np.mean of a combination of what it computed).
     Every value keeps a known bound on its magnitude (wrapped in np.tanh when it grows),
@@ -630,6 +630,22 @@ def programs(draw, max_statements=20, allow_loop=True, allow_helper=True):
             expr = f"{fn}([{a.name}, {b.name}], axis={axis})"
             shape = _shape_of(expr, variables)
             return emit(expr, shape, max(a.bound, b.bound), into=into)
+        if kind == "update":   # item assignment into a copy: x[i] = v, x[i] += v
+            if not a.shape:
+                return None
+            c = emit(f"np.copy({a.name})", a.shape, a.bound, into=into)
+            n = a.shape[0]
+            index = draw(st.sampled_from(["{i}", "{i}:", "..., {j}", "::-1"])).format(
+                i=draw(st.integers(-n, n - 1)),
+                j=draw(st.integers(-a.shape[-1], a.shape[-1] - 1)))
+            region = _shape_of(f"{c.name}[{index}]", variables)
+            b = pick(lambda v: ok(v) and _broadcast(v.shape, region) == region)
+            value = f"np.tanh({b.name})" if b is not None else f"np.tanh(np.sum({a.name}))"
+            op = draw(st.sampled_from(["=", "+="]))
+            (into if into is not None else lines).append(f"{c.name}[{index}] {op} {value}")
+            used.update(re.findall(r"\b[xv]\d+\b", value))
+            c.bound = c.bound + 1.0 if op == "+=" else max(c.bound, 1.0)
+            return c
         if kind == "helper" and allow_helper:
             b = pick(lambda v: ok(v) and _broadcast(a.shape, v.shape) is not None)
             if not helpers:
@@ -662,7 +678,7 @@ def programs(draw, max_statements=20, allow_loop=True, allow_helper=True):
 
 
 STATEMENT_KINDS = ("unary", "unary", "binary", "binary", "reduce", "matmul", "shape", "index",
-                   "join", "helper")
+                   "join", "helper", "update")
 
 _HELPERS = [
     "def helper(u, w):\n    return np.tanh(u) * w / (1.0 + w * w)\n\n\n",

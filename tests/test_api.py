@@ -172,6 +172,23 @@ def test_user_registered_rule():
     assert "softplus(x)" in ad.source(ad.grad(mod.f))
 
 
+def test_user_rule_called_twice_with_the_same_arguments():
+    """The second mysq(x) reuses the first's value; it used to rename the op before it
+    (b = np.tanh(x) became b = mysq(x)): a wrong value and gradient without an error."""
+    mod = module_from_source(
+        "import numpy as np\n\n\ndef mysq(x):\n    return x * x\n\n\n"
+        "def f(x):\n    a = mysq(x)\n    b = np.tanh(x)\n    c = mysq(x)\n"
+        "    return np.sum(a + b + c)\n", "userrule_twice")
+    ad.defrule(mod.mysq, "x", partials={"x": "2.0 * x"})
+    value, g = ad.value_and_grad(mod.f)(B)
+    assert value == pytest.approx(mod.f(B), rel=1e-12)
+    assert_tree_close(g, numeric_grad(mod.f, [B], 0), rtol=1e-6)
+    assert "b = np.tanh(x)" in ad.source(ad.value_and_grad(mod.f))
+    v = RNG.normal(size=B.shape)
+    t = np.tanh(B)
+    assert_tree_close(ad.hvp(mod.f)(B, v), v * (4.0 - 2.0 * t * (1.0 - t * t)), rtol=1e-10)
+
+
 def test_source_needs_a_transformed_function():
     with pytest.raises(TypeError):
         ad.source(f2)

@@ -880,8 +880,11 @@ class Normalizer:
             # np.sum([a, b]): NumPy makes one array of the list first.
             args = [self.emit(np.stack, (args[0],), node=node)] + list(args[1:])
         var = self.emit(prim, args, kwargs, target, node)
-        if spell(prim) is None and not isinstance(prim, Special):
-            # A user's primitive: generated code calls it by the user's own spelling.
+        made = isinstance(var, Var) and bool(self.ops) and isinstance(self.ops[-1], Op) \
+            and self.ops[-1].target == var.name
+        if spell(prim) is None and not isinstance(prim, Special) and made:
+            # A user's primitive: generated code calls it by the user's own spelling. (Not
+            # when `emit` reused an earlier call's value: the last op is another's.)
             self.ops[-1].callee = ast_text(func)
             root = func
             while isinstance(root, gast.Attribute):
