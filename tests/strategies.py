@@ -630,17 +630,23 @@ def programs(draw, max_statements=20, allow_loop=True, allow_helper=True):
             expr = f"{fn}([{a.name}, {b.name}], axis={axis})"
             shape = _shape_of(expr, variables)
             return emit(expr, shape, max(a.bound, b.bound), into=into)
-        if kind == "update":   # item assignment into a copy: x[i] = v, x[i] += v
+        if kind == "update":   # item assignment into a new array: x[i] = v, x[i] += v
             if not a.shape:
                 return None
-            c = emit(f"np.copy({a.name})", a.shape, a.bound, into=into)
             n = a.shape[0]
             index = draw(st.sampled_from(["{i}", "{i}:", "..., {j}", "::-1"])).format(
                 i=draw(st.integers(-n, n - 1)),
                 j=draw(st.integers(-a.shape[-1], a.shape[-1] - 1)))
-            region = _shape_of(f"{c.name}[{index}]", variables)
-            b = pick(lambda v: ok(v) and _broadcast(v.shape, region) == region)
-            value = f"np.tanh({b.name})" if b is not None else f"np.tanh(np.sum({a.name}))"
+            region = np.shape(np.ones(a.shape)[eval(f"np.s_[{index}]")])
+            b = pick(lambda v: ok(v) and v is not a and _broadcast(v.shape, region) == region)
+            # The new array reads what its new items are computed from (the dual-number
+            # reference cannot store a perturbed value into an array that is not one).
+            if b is None:
+                c = emit(f"np.copy({a.name})", a.shape, a.bound, into=into)
+                value = f"np.tanh(2.0 * {a.name}[{index}])"
+            else:
+                c = emit(f"{a.name} * np.tanh(np.sum({b.name}))", a.shape, a.bound, into=into)
+                value = f"np.tanh({b.name})"
             op = draw(st.sampled_from(["=", "+="]))
             (into if into is not None else lines).append(f"{c.name}[{index}] {op} {value}")
             used.update(re.findall(r"\b[xv]\d+\b", value))
