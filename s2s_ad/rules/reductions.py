@@ -64,6 +64,8 @@ def _mean_adjoint(ctx):
         n = "(a.size // ans.size)"
     else:
         n = str(_count(ctx, axes))
+        if n == "0":   # a mean over nothing (NaN): a is empty, and so is its adjoint
+            return "np.zeros_like(a)", ctx.shape("a")
     if ctx.g_scalar or _whole(ctx, axes) and not ctx.value("keepdims"):
         return f"g / {n}", ()
     return _spread(ctx, f"{kept(ctx, 'g', axes)} / {n}")
