@@ -694,14 +694,18 @@ def test_regression_adjoint_that_is_a_view_of_an_argument_is_not_scattered_into(
     np.testing.assert_array_equal(c, [2.0, 5.0, 7.0])
 
 
-def test_regression_mean_over_nothing():
-    """np.mean over an empty axis (NaN, with NumPy's warning): its adjoint was g / 0 with a
-    literal 0, a ZeroDivisionError in the generated code; the adjoint of an empty array is
-    an empty array."""
-    f = compiled("def f(x):\n    return np.sum(np.mean(x, axis=1)) + np.sum(x * x)\n")
-    x = np.zeros((3, 0))
-    assert ad.grad(f)(x).shape == (3, 0)
+@pytest.mark.parametrize("fn", ["np.mean", "np.var", "np.std"])
+def test_regression_mean_over_nothing(fn):
+    """np.mean / np.var over an empty axis (NaN, with NumPy's warning): the adjoint divided
+    by a literal 0, a ZeroDivisionError in the generated code; the adjoint of an empty array
+    is an empty array, the tangent NaN like the value."""
+    f = compiled(f"def f(x):\n    return np.sum({fn}(x, axis=1)) + np.sum(x * x)\n")
+    x = np.zeros((3, 0), np.float32)
+    assert ad.grad(f)(x).shape == (3, 0) and ad.grad(f)(x).dtype == np.float32
     assert ad.hvp(f)(x, x).shape == (3, 0)
+    with np.errstate(all="ignore"):
+        value, tangent = ad.jvp(f)(np.zeros((3, 0)), np.zeros((3, 0)))
+    assert np.isnan(value) and np.isnan(tangent)
     g = compiled("def f(x):\n    return np.sum(x * x) + np.mean(np.split(x, [0])[0])\n")
     y = np.array([0.5, 1.0])
     with np.errstate(all="ignore"):

@@ -31,6 +31,12 @@ def _count(ctx, axes):
     return int(np.prod([shape[a] for a in axes])) if axes else 1
 
 
+def _over_nothing(ctx, axes):
+    """A reduction over an empty axis (a mean or variance of NaN): `a` is empty, and so is
+    its adjoint; a literal count of 0 in the generated code would divide by zero."""
+    return ctx.static("a") and bool(axes) and _count(ctx, axes) == 0
+
+
 def kept(ctx, name, axes):
     """`name` (a reduction's g or ans) with the reduced axes put back as size 1."""
     if ctx.value("keepdims") or len(axes) == ctx.ndim("a") or not axes:
@@ -64,7 +70,7 @@ def _mean_adjoint(ctx):
         n = "(a.size // ans.size)"
     else:
         n = str(_count(ctx, axes))
-        if n == "0":   # a mean over nothing (NaN): a is empty, and so is its adjoint
+        if _over_nothing(ctx, axes):
             return "np.zeros_like(a)", ctx.shape("a")
     if ctx.g_scalar or _whole(ctx, axes) and not ctx.value("keepdims"):
         return f"g / {n}", ()
@@ -89,6 +95,8 @@ def _prod_adjoint(ctx):
 
 def _var_adjoint(ctx, std=False):
     axes = reduced_axes(ctx)
+    if _over_nothing(ctx, axes):
+        return "np.zeros_like(a)", ctx.shape("a")
     n = _count(ctx, axes) if ctx.static("a") else "(a.size // ans.size)"
     ddof = ctx.value("ddof")
     denom = f"({n} - {ddof})" if ddof else f"{n}"
@@ -112,6 +120,8 @@ def _prod_tangent(ctx):
 
 def _var_tangent(ctx, std=False):
     axes = reduced_axes(ctx)
+    if _over_nothing(ctx, axes):
+        return "np.full_like(ans, np.nan)"   # as undefined as the value
     n = _count(ctx, axes) if ctx.static("a") else "(a.size // ans.size)"
     ddof = ctx.value("ddof")
     denom = f"({n} - {ddof})" if ddof else f"{n}"
