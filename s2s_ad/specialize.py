@@ -137,31 +137,31 @@ def record(program, args, previous=None, only=None):
                                      or stmt.test is not None)]
                 stmt = with_body(stmt, head + list(with_index(stmt.body)))
             yield stmt
-    if only is not None:
-        from .analysis import prune
-        body = list(with_index(prune(program.body, set(only))))
-    else:
-        body = list(with_index(program.body))
     derived = derive(program, args) if only is None else None
+    result = None
     if derived is not None:
         # Shapes and dtypes that follow from the arguments' without running the program
         # (derive.py); the output is not computed.
-        result = None
         for name in set(derived) - set(program.params):
             rec(name, derived[name])
-    elif only is not None and not body:
-        result = None          # nothing the hints read is computed: nothing to run
     else:
-        blocks = ops_to_blocks(body, lambda s: None, lambda op: _index_stmt(op)
-                               if isinstance(op, _IndexRecord) else stmt_of(op))
-        blocks.append((None, [astb.ret(render(program.result) if only is None
-                                       else astb.const(None))]))
-        # Drop every local after its last use, as generated code does: a recording run
-        # that kept them all would page-fault its way through several times the memory.
-        blocks = release(blocks, lambda name: RELEASE_BYTES)
-        src = function_source("_record", program.params, blocks)
-        fn = compile_function(src, "_record", {**program.env, "_rec": rec})
-        result = fn(*args)
+        if only is not None:
+            from .analysis import prune
+            body = list(with_index(prune(program.body, set(only))))
+        else:
+            body = list(with_index(program.body))
+        if only is None or body:   # (nothing the hints read is computed: nothing to run)
+            blocks = ops_to_blocks(body, lambda s: None, lambda op: _index_stmt(op)
+                                   if isinstance(op, _IndexRecord) else stmt_of(op))
+            blocks.append((None, [astb.ret(render(program.result) if only is None
+                                           else astb.const(None))]))
+            # Drop every local after its last use, as generated code does: a recording
+            # run that kept them all would page-fault its way through several times the
+            # memory.
+            blocks = release(blocks, lambda name: RELEASE_BYTES)
+            src = function_source("_record", program.params, blocks)
+            fn = compile_function(src, "_record", {**program.env, "_rec": rec})
+            result = fn(*args)
     infos = {p: info_of(a) for p, a in zip(program.params, args)}
     for loop in walk_loops(program.body):
         if loop.index not in seen:  # not entered on this call
