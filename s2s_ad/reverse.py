@@ -425,6 +425,8 @@ class ReverseMode:
             return
         template = rule.adjoint[param]
         out = template(ctx) if callable(template) else template
+        if out is None:   # the rule knows the contribution is nothing (an empty array's)
+            return
         if isinstance(out, Project):
             slot = _slot(self.infos[key] if isinstance(key, str) else None, out.key)
             if slot is None:

@@ -32,8 +32,9 @@ def _count(ctx, axes):
 
 
 def _over_nothing(ctx, axes):
-    """A reduction over an empty axis (a mean or variance of NaN): `a` is empty, and so is
-    its adjoint; a literal count of 0 in the generated code would divide by zero."""
+    """A reduction over an empty axis (a mean or variance of NaN): `a` is empty, so its
+    adjoint contributes nothing (the rule returns None); a literal count of 0 in the
+    generated code would divide by zero."""
     return ctx.static("a") and bool(axes) and _count(ctx, axes) == 0
 
 
@@ -71,7 +72,7 @@ def _mean_adjoint(ctx):
     else:
         n = str(_count(ctx, axes))
         if _over_nothing(ctx, axes):
-            return "np.zeros_like(a)", ctx.shape("a")
+            return None
     if ctx.g_scalar or _whole(ctx, axes) and not ctx.value("keepdims"):
         return f"g / {n}", ()
     return _spread(ctx, f"{kept(ctx, 'g', axes)} / {n}")
@@ -96,7 +97,7 @@ def _prod_adjoint(ctx):
 def _var_adjoint(ctx, std=False):
     axes = reduced_axes(ctx)
     if _over_nothing(ctx, axes):
-        return "np.zeros_like(a)", ctx.shape("a")
+        return None
     n = _count(ctx, axes) if ctx.static("a") else "(a.size // ans.size)"
     ddof = ctx.value("ddof")
     denom = f"({n} - {ddof})" if ddof else f"{n}"

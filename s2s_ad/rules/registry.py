@@ -41,7 +41,7 @@ class Rule:
         # Parameters that take a sequence of arrays (np.stack's `arrays`, einsum's operands).
         self.sequence = set(sequence) | {p[1:] for p, _ in params if p.startswith("*")}
         self.params = params              # [(name, default)]
-        self.adjoint = adjoint or {}      # param -> template or callable(ctx)
+        self.adjoint = adjoint or {}      # param -> template or callable(ctx) (None: adds nothing)
         self.tangent = tangent or {}
         self.partials = partials or {}
         self.linear = tuple(linear)
