@@ -83,7 +83,7 @@ def section(results, profiles):
     """Markdown lines: for each missed target, the figure, the profile, what would close it."""
     if not profiles:
         return []
-    out = ["## 5. Targets missed in this run: the profile, and what would close it\n",
+    out = ["## 6. Targets missed in this run: the profile, and what would close it\n",
            "Line profiles of the generated code taken in this process after the timings "
            "(`bench/gaps.py`; per-statement medians, so their sum is a little above the plain "
            "call's time). Statements outside matrix products, most expensive first.\n"]

@@ -13,7 +13,9 @@ Sections (all by default; `--skip` takes a comma-separated list of them):
 - memory:     peak memory of one value_and_grad, s2s_ad vs hand-written, each in a fresh process;
 - rosen:      full Rosenbrock gradients by ad.jacobian in forward, reverse and auto mode, for
               n = 1, 2, 4, ..., 2^16 and 10^5 (forward mode capped by time);
-- loop:       peak memory of one gradient of a loop of N iterations vs one array per iteration.
+- loop:       peak memory of one gradient of a loop of N iterations vs one array per iteration;
+- cache-hit:  what a cache hit of value_and_grad adds over calling the generated function
+              (bench/cache_hit.py), in this process.
 
 BLAS (and torch, JAX) run on one thread throughout. `--quick` is a smoke test (about two
 minutes) that writes to bench/results-quick/ unless `--out` says otherwise. Exits with
@@ -32,7 +34,7 @@ from bench import machine
 BENCH = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(BENCH, "RESULTS.md")
 QUICK_RESULTS = os.path.join(BENCH, "results-quick", "RESULTS.md")
-SECTIONS = ("timing", "first-call", "memory", "rosen", "loop")
+SECTIONS = ("timing", "first-call", "memory", "rosen", "loop", "cache-hit")
 # Targets of issue 5 (value_and_grad vs hand-written is per workload: suite.Workload.target)
 MEMORY_TARGET = 1.10  # gpt peak memory, s2s_ad / hand-written
 FIRST_CALL_TARGETS = {"value_and_grad": 0.5, "hvp": 1.5}  # gpt first call minus a later call, s
@@ -496,6 +498,12 @@ def headline(w):
     if ratios:
         out.append("- loop memory, s2s_ad ÷ one array per iteration: "
                    + ", ".join(f"N = {n}: **{q:.2f}**" for n, q in ratios))
+    hits = w.get("cache_hit") or {}
+    if hits:
+        from bench.cache_hit import TARGET
+        out.append("- cache hit of value_and_grad over calling the generated function: " + ", ".join(
+            f"{label.split(',')[0]} **{(hit - direct) * 1e6:.1f} µs** (≤ {TARGET * 1e6:.0f} µs: "
+            f"{'met' if hit - direct <= TARGET else 'missed'})" for label, (hit, direct) in hits.items()))
     if w.get("failures"):
         out.append(f"- {len(w['failures'])} failure(s): see the end")
     return out
@@ -593,6 +601,15 @@ def write_report(path, argv, results, plots, started, elapsed):
                     f"{one_line(kept[-1], 400)}\"\n"]
         if "loop_memory.png" in plots:
             out += ["![loop memory](plots/loop_memory.png)\n"]
+    if w.get("cache_hit"):
+        from bench import cache_hit
+        out += ["## 5. What a cache hit adds\n",
+                " ".join(cache_hit.__doc__.split("\n\n")[2].split()) + "\n",
+                "| function and arguments | cache hit | generated function called directly | added |",
+                "|---|---|---|---|"]
+        out += [f"| {label} | {hit * 1e6:.1f} µs | {direct * 1e6:.1f} µs | **{(hit - direct) * 1e6:.1f} µs** |"
+                for label, (hit, direct) in w["cache_hit"].items()]
+        out.append("")
     if w.get("gap_profiles"):
         from bench import gaps
         out += gaps.section(w, w["gap_profiles"])
@@ -661,7 +678,7 @@ def main(argv=None):
             results["workloads"].append(r)
     results["threads"] = machine.thread_report()  # after every library has been loaded and pinned
     if results.get("workloads") and not opts.quick:
-        # Missed targets get a line profile of the generated code (section 5).
+        # Missed targets get a line profile of the generated code (section 6).
         from bench import gaps
         results["gap_profiles"] = {}
         for r, kind in gaps.missed(results):
@@ -709,6 +726,15 @@ def main(argv=None):
             for impl, r in d.items():
                 if isinstance(r, dict) and "error" in r:
                     results["failures"].append(f"loop memory N={n} {impl}: {r['error']}")
+
+    if "cache-hit" not in skip:
+        from bench import cache_hit
+        log("cache hit ...")
+        try:
+            results["cache_hit"] = cache_hit.measure(repeat=3 if opts.quick else 15)
+        except Exception as e:
+            traceback.print_exc()
+            results["failures"].append(f"cache hit: {type(e).__name__}: {e}")
 
     results["load_end"] = tuple(round(x, 2) for x in os.getloadavg())
     for r in results.get("workloads", []):

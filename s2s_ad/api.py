@@ -59,6 +59,7 @@ class Transformed:
         self._wrt_names = _wrt_names(func, params, wrt)
         per_func = _CACHE.setdefault(func, {}) if _weakrefable(func) else {}
         self._entries = per_func.setdefault((kind, self._wrt_names, isinstance(wrt, tuple)), {})
+        self._last = (None, None)   # (signature, entry) of the last call: the usual next one
 
     def _args(self, args, kwargs):
         if not kwargs and len(args) == self._nparams:
@@ -79,6 +80,7 @@ class Transformed:
         entry = self._entries.get(key)
         if entry is None or not entry.scope.still_valid():
             entry = self._entries[key] = self._transform(args, tangents)
+            self._last = (key, entry)
         return entry
 
     def _run(self, entry, args, tangents=()):
@@ -89,6 +91,7 @@ class Transformed:
         except Unrecorded:
             key = tuple(map(specialize.signature, args + tuple(tangents)))
             entry = self._entries[key] = self._transform(args, tangents, previous=entry.infos)
+            self._last = (key, entry)
             return entry.fn(*args, *tangents)
 
     def _target(self, args):
@@ -117,7 +120,10 @@ class Transformed:
             return self._run(self._entry(args, tangents), args, tangents)
         if not kwargs and len(args) == self._nparams:
             key = tuple(map(specialize.signature, args))
-            entry = self._entries.get(key)
+            last_key, entry = self._last
+            if key != last_key:     # (comparing with the last key costs less than hashing it)
+                entry = self._entries.get(key)
+                self._last = (key, entry)
             if entry is not None and entry.scope.still_valid():
                 try:
                     return entry.fn(*args)

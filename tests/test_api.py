@@ -113,6 +113,13 @@ def test_cache_second_call_does_no_transformation(monkeypatch):
     assert calls == []
     df(A)                   # new shapes: a new specialisation
     assert calls == [1]
+    # alternating signatures: each call is served by its own entry (the last call's entry
+    # is tried first, and must not serve another signature)
+    for x in (B, A, B.astype(np.float32), B, A, B.astype(np.float32)):
+        g = df(x)
+        assert g.shape == x.shape and g.dtype == x.dtype
+        assert_tree_close(g, np.cos(x))
+    assert calls == [1, 1]
 
 
 def test_redefining_a_global_gives_a_fresh_transformation():
