@@ -48,8 +48,13 @@ def profile(w, kind, repeats=8, top=6):
         faults["hand-written"] = _faults(lambda: w.handwritten(*w.make_args()))
     is_product = [any(p in text for p in PRODUCTS) for text in prof.texts]
     order = [k for k in np.argsort(-t) if not is_product[k]][:top]
-    return {"total": float(t.sum()), "products": float(sum(t[k] for k in range(len(t))
-                                                             if is_product[k])),
+    other = {}
+    if kind == "hvp":   # what value_and_grad spends outside products: the hvp's floor needs it
+        own = profile(w, "value_and_grad", repeats, top)
+        other["vag_rest"] = own["total"] - own["products"]
+        other["vag_total"] = own["total"]
+    return {**other, "total": float(t.sum()), "products": float(sum(t[k] for k in range(len(t))
+                                                                      if is_product[k])),
             # (hvp code has no backward marker: forward mode over the whole adjoint)
             "top": [(float(t[k]), prof.sweeps[k] if kind != "hvp" else "tangent",
                      " ".join(prof.texts[k].split())) for k in order],
@@ -121,18 +126,21 @@ def section(results, profiles):
                for x in results.get("workloads", []) if x["name"] == "mlp"
                and "s2s_ad hvp" in x["times"] and "s2s_ad" in x["times"]]
         faulting = f["s2s_ad"][0] > 1000
-        budget = rest = cut = floor = 0.0
+        budget = rest = cut = floor = vag_rest = estimate = 0.0
         if kind == "hvp":
             floor = p["products"] / med["s2s_ad"]
             budget = (r["w"].hvp_target * med["s2s_ad"] - p["products"]) * 1e3
             rest = (p["total"] - p["products"]) * 1e3
             cut = max(0.0, 1 - budget / rest) if rest else 0.0
+            vag_rest = p["vag_rest"] * 1e3
+            # (profiles' sums run a little above plain calls: both sides in profile time)
+            estimate = (p["products"] + 2 * p["vag_rest"]) / p["vag_total"]
         out.append(CLOSE[kind].format(
             mlp=f"{mlp[0]:.2f}x in this run" if mlp else "lower",
             faults=(FAULTS if faulting else NO_FAULTS) if kind == "value_and_grad" else
             ("page faults of new arrays among them, above" if faulting else NO_FAULTS_SHORT),
             floor=floor, budget=budget, rest=rest,
-            cut=cut))
+            cut=cut, vag_rest=vag_rest, estimate=estimate))
         out.append("")
     return out
 
@@ -160,6 +168,12 @@ CLOSE = {
         "one partial per input). Halving it takes fusing the passes, the value and its "
         "tangent computed in one loop over the array, which NumPy cannot say: a compiled "
         "kernel (numba, numexpr) could, and s2s_ad generates plain NumPy by design. "
+        "A floor for unfused code: value_and_grad's own work outside products takes "
+        "{vag_rest:.0f} ms in its profile; the hvp does that work too (the values of the "
+        "forward and adjoint sweeps it differentiates) and at least one more pass per "
+        "statement for their tangents, so its products plus twice that, **{estimate:.2f}x** "
+        "value_and_grad (both in profile time), is about the least an hvp of NumPy "
+        "statements can take on this model. "
         "(The MLP, whose largest product reads the data, which has no tangent, "
         "is {mlp}.)"),
 }

@@ -253,6 +253,8 @@ def _var(mode, op, ctx, bound, std=False):
         raise NotBatchable("np.var / np.std over no axis")
     n = int(np.prod([ctx.shape("a")[i] for i in axes]))
     ddof = ctx.value("ddof")
+    if (ddof or 0) >= n:   # (NaN, as the tangent rule says: one rule decides it)
+        raise NotBatchable("np.var / np.std with ddof at least the count")
     denom = f"({n} - {ddof})" if ddof else f"{n}"
     ax = str(axes[0]) if len(axes) == 1 else str(axes)
     inner = (f"np.sum((a - np.mean(a, axis={ax}, keepdims=True)) * a_dot, "

@@ -712,3 +712,22 @@ def test_regression_mean_over_nothing(fn):
         value, grad = ad.value_and_grad(g)(y)
     assert np.isnan(value)
     np.testing.assert_allclose(grad, 2 * y, rtol=1e-12)
+
+
+@pytest.mark.parametrize("fn", ["np.var", "np.std"])
+@pytest.mark.parametrize("ddof", [2, 3])
+def test_regression_variance_without_degrees_of_freedom(fn, ddof):
+    """ddof at least the count: NumPy divides by max(count - ddof, 0), an infinite or NaN
+    value. The adjoint divided by a literal (2 - 2), a ZeroDivisionError, and for ddof = 3
+    by -1, a finite derivative of the wrong sign; every derivative is NaN now, like the
+    value, in both modes and at second order, and float32 stays float32."""
+    f = compiled(f"def f(x):\n    return np.sum({fn}(x, axis=1, ddof={ddof})) + np.sum(x * x)\n")
+    x = np.array([[0.5, 2.0], [1.0, -1.0]], np.float32)
+    with np.errstate(all="ignore"):
+        value, grad = ad.value_and_grad(f)(x)
+        np.testing.assert_equal(value, f(x))      # inf, as NumPy's
+        assert grad.dtype == np.float32 and np.isnan(grad).all()
+        value, tangent = ad.jvp(f)(x, np.ones_like(x))
+        assert np.isnan(tangent)
+        assert np.isnan(ad.hvp(f)(x, np.ones_like(x))).all()
+        assert np.isnan(ad.jacobian(f, mode="forward")(x)).all()   # (batched tangents)

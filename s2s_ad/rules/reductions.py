@@ -38,6 +38,13 @@ def _over_nothing(ctx, axes):
     return ctx.static("a") and bool(axes) and _count(ctx, axes) == 0
 
 
+def _no_degrees_of_freedom(ctx, axes):
+    """A variance with ddof at least the count (NumPy divides by max(count - ddof, 0): an
+    infinite or NaN value): its derivative is undefined, NaN; `count - ddof` in the
+    generated code would divide by zero or flip the sign."""
+    return ctx.static("a") and (ctx.value("ddof") or 0) >= _count(ctx, axes) > 0
+
+
 def kept(ctx, name, axes):
     """`name` (a reduction's g or ans) with the reduced axes put back as size 1."""
     if ctx.value("keepdims") or len(axes) == ctx.ndim("a") or not axes:
@@ -98,6 +105,8 @@ def _var_adjoint(ctx, std=False):
     axes = reduced_axes(ctx)
     if _over_nothing(ctx, axes):
         return None
+    if _no_degrees_of_freedom(ctx, axes):
+        return "a * np.nan"   # (read from a: its own derivative, in hvp, is NaN too)
     n = _count(ctx, axes) if ctx.static("a") else "(a.size // ans.size)"
     ddof = ctx.value("ddof")
     denom = f"({n} - {ddof})" if ddof else f"{n}"
@@ -121,7 +130,7 @@ def _prod_tangent(ctx):
 
 def _var_tangent(ctx, std=False):
     axes = reduced_axes(ctx)
-    if _over_nothing(ctx, axes):
+    if _over_nothing(ctx, axes) or _no_degrees_of_freedom(ctx, axes):
         return "np.full_like(ans, np.nan)"   # as undefined as the value
     n = _count(ctx, axes) if ctx.static("a") else "(a.size // ans.size)"
     ddof = ctx.value("ddof")
