@@ -165,7 +165,7 @@ CLOSE = {
         "work is passes over memory ({faults}): every elementwise statement of the adjoint "
         "gets a tangent of two or three more passes (`h_dot * t + t_dot * h`), about as "
         "few as NumPy allows (written as one region, a tangent needs as many passes: "
-        "one partial per input). Halving it takes fusing the passes, the value and its "
+        "one partial per input). Shrinking it that far takes fusing the passes, the value and its "
         "tangent computed in one loop over the array, which NumPy cannot say: a compiled "
         "kernel (numba, numexpr) could, and s2s_ad generates plain NumPy by design. "
         "A floor for unfused code: value_and_grad's own work outside products takes "

@@ -253,7 +253,7 @@ def _var(mode, op, ctx, bound, std=False):
         raise NotBatchable("np.var / np.std over no axis")
     n = int(np.prod([ctx.shape("a")[i] for i in axes]))
     ddof = ctx.value("ddof")
-    if (ddof or 0) >= n:   # (NaN, as the tangent rule says: one rule decides it)
+    if (ddof or 0) >= n:   # (an empty axis too) NaN: left to the tangent rule, which says so
         raise NotBatchable("np.var / np.std with ddof at least the count")
     denom = f"({n} - {ddof})" if ddof else f"{n}"
     ax = str(axes[0]) if len(axes) == 1 else str(axes)
