@@ -630,7 +630,7 @@ def programs(draw, max_statements=20, allow_loop=True, allow_helper=True):
             expr = f"{fn}([{a.name}, {b.name}], axis={axis})"
             shape = _shape_of(expr, variables)
             return emit(expr, shape, max(a.bound, b.bound), into=into)
-        if kind == "update":   # item assignment into a new array: x[i] = v, x[i] += v
+        if kind == "update":   # item assignment into a new array: x[i] = v, x[i] += v, ...
             if not a.shape:
                 return None
             n = a.shape[0]
@@ -647,10 +647,10 @@ def programs(draw, max_statements=20, allow_loop=True, allow_helper=True):
             else:
                 c = emit(f"{a.name} * np.tanh(np.sum({b.name}))", a.shape, a.bound, into=into)
                 value = f"np.tanh({b.name})"
-            op = draw(st.sampled_from(["=", "+="]))
+            op = draw(st.sampled_from(["=", "+=", "-=", "*="]))
             (into if into is not None else lines).append(f"{c.name}[{index}] {op} {value}")
             used.update(re.findall(r"\b[xv]\d+\b", value))
-            c.bound = c.bound + 1.0 if op == "+=" else max(c.bound, 1.0)
+            c.bound = {"=": max(c.bound, 1.0), "*=": c.bound}.get(op, c.bound + 1.0)
             return c
         if kind == "helper" and allow_helper:
             b = pick(lambda v: ok(v) and _broadcast(a.shape, v.shape) is not None)

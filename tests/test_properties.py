@@ -731,3 +731,24 @@ def test_regression_variance_without_degrees_of_freedom(fn, ddof):
         assert np.isnan(tangent)
         assert np.isnan(ad.hvp(f)(x, np.ones_like(x))).all()
         assert np.isnan(ad.jacobian(f, mode="forward")(x)).all()   # (batched tangents)
+
+
+@pytest.mark.parametrize("op", ["*=", "/=", "**=", "-="])
+def test_regression_augmented_item_assignment(op):
+    """x[i] *= v was compiled as x[i] += v (every augmented item assignment but -= went to
+    index_add): a wrong value and a wrong derivative, silently. Value, gradient, jvp, hvp
+    and the batched Jacobian against the function itself and the reference."""
+    source = (f"def f(x, v):\n    y = x * v\n    y[[1, 2]] {op} v\n    y[0, 1:] {op} v[0]\n"
+              "    return np.sum(y * y)\n")
+    f = compiled(source)
+    x = np.array([[0.5, 1.5, 2.0], [1.2, 0.7, 1.1], [0.9, 1.3, 0.6]])
+    v = np.array([1.1, 0.8, 1.4])
+    value, gx = ad.value_and_grad(f)(x, v)
+    assert value == f(x, v)
+    check_derivatives(source, (x, v), (0, 1))
+    g = compiled(f"def f(x):\n    y = x * 1.0\n    y[1] {op} x[0]\n    return y\n")
+    xs = np.array([0.5, 1.5, 2.0])
+    J = ad.jacobian(g, mode="forward")(xs)
+    np.testing.assert_allclose(J, ad.jacobian(g, mode="reverse")(xs), rtol=1e-12)
+    np.testing.assert_allclose(J[1], [reference.jvp(g, [xs], 0, e)[1][1] for e in np.eye(3)],
+                               rtol=1e-12)

@@ -307,11 +307,20 @@ class Normalizer:
                 self.assign(target, stmt.value)
         elif isinstance(stmt, gast.AnnAssign):
             self.assign(stmt.target, stmt.value)
-        elif isinstance(stmt, gast.AugAssign) and isinstance(stmt.target, gast.Subscript):
+        elif isinstance(stmt, gast.AugAssign) and isinstance(stmt.target, gast.Subscript) \
+                and isinstance(stmt.op, (gast.Add, gast.Sub)):
             value = self.expr(stmt.value)
             if isinstance(stmt.op, gast.Sub):
                 value = self.emit(np.negative, (value,), node=stmt)
             self.item_update(runtime.index_add, stmt.target, value)
+        elif isinstance(stmt, gast.AugAssign) and isinstance(stmt.target, gast.Subscript):
+            # x[i] *= v (or /=, **=, ...) is x[i] = x[i] * v: the items read, then replaced
+            load = gast.Subscript(value=stmt.target.value, slice=stmt.target.slice,
+                                  ctx=gast.Load())
+            value = gast.BinOp(left=gast.copy_location(load, stmt.target), op=stmt.op,
+                               right=stmt.value)
+            self.item_update(runtime.index_set, stmt.target,
+                             self.expr(gast.copy_location(value, stmt)))
         elif isinstance(stmt, gast.Expr):  # np.add.at(x, i, v) or stack.append(v)
             call = stmt.value
             args = [self.expr(a) for a in call.args]
