@@ -286,6 +286,47 @@ def _index(mode, op, ctx, bound):
     return astb.subscript(astb.name(mode.dot(x)), render(full))
 
 
+def _item_assignment(mode, op, ctx, bound, add=False):
+    """x[index] = v (or += v): the same assignment on the tangents with their batch axis
+    moved last. An index applies to the leading axes whatever its kind, so v_dot's batch
+    axis lines up with the batch axis of x_dot[index] (only `...` and None would reach it)."""
+    x, index, v = bound["x"], bound["index"], bound["v"]
+    if not isinstance(x, Var):
+        raise NotBatchable("item assignment into an expression")
+    parts = index.items if isinstance(index, Seq) and index.kind == "tuple" else (index,)
+    used = 0                     # axes of x the index consumes, `...` aside
+    for part in parts:
+        info = ctx.info_of_atom(part) if isinstance(part, Var) else None
+        if isinstance(part, Const) and part.value in (None, Ellipsis):
+            continue             # (None adds an axis among the leading ones: harmless)
+        if info is None or info.kind == "int" or isinstance(info.value, slice):
+            used += 1
+        elif info.kind == "array" and info.shape is not None:
+            used += info.ndim if info.dtype == np.bool_ else 1
+        else:
+            raise NotBatchable(f"item assignment with an index held in a {info.kind}")
+    if any(isinstance(p, Const) and p.value is Ellipsis for p in parts):
+        # `...` would reach the batch axis: the axes it stands for, spelled out
+        fill = (Slice(),) * (mode.rank(x) - used)
+        index = Seq(tuple(q for p in parts for q in (fill if isinstance(p, Const)
+                                                     and p.value is Ellipsis else (p,))), "tuple")
+    if not mode.active_atom(v):
+        if add:                 # x[index] += constant: x's tangent passes through
+            return astb.name(mode.dot(x.name))
+        v_last = astb.const(0.0)
+    else:
+        v_last = template("np.moveaxis(v_dot, 0, -1)", v_dot=astb.name(mode.dot(v.name)))
+    x_dot = astb.name(mode.dot(x.name)) if mode.active_atom(x) else \
+        mode.zeros(x.name, mode.infos[x.name])
+    fn = "index_add" if add else "index_set"
+    return template(f"np.moveaxis({fn}(np.moveaxis(x_dot, 0, -1), index, v_last), -1, 0)",
+                    x_dot=x_dot, index=render(index), v_last=v_last)
+
+
+def _index_add(mode, op, ctx, bound):
+    return _item_assignment(mode, op, ctx, bound, add=True)
+
+
 def _index_kind(ctx, part):
     if isinstance(part, Slice) or (isinstance(part, Const) and part.value in (None, Ellipsis)):
         return "basic"
@@ -536,7 +577,7 @@ def _batched_table():
     table = {
         np.sum: _sum, np.mean: _mean, np.max: _extremum, np.min: _extremum, np.prod: _prod,
         np.var: _var, np.std: _std,
-        INDEX: _index,
+        INDEX: _index, runtime.index_set: _item_assignment, runtime.index_add: _index_add,
         np.reshape: _reshape, np.ravel: _reshape,
         TRANSPOSE_T: _transpose_t, np.transpose: _transpose, np.swapaxes: _swapaxes,
         np.moveaxis: _moveaxis, np.expand_dims: _expand_dims, np.squeeze: _squeeze,

@@ -217,8 +217,11 @@ def _lines(blocks, indent):
     return out
 
 
-def function_source(name, params, blocks, docstring=None, imports=()):
-    """Source of `def name(params):` whose body is blocks of (comment, statements)."""
+def function_source(name, params, blocks, docstring=None):
+    """Source of `def name(params):` whose body is blocks of (comment, statements), with
+    the imports it needs to run on its own (numpy, and the s2s_ad.runtime helpers it calls)."""
+    used = set().union(*[astb.load_names(s) for s in statements(blocks)])
+    imports = [n for n in runtime.__all__ if n in used]
     out = [f"import numpy as np"]
     if imports:
         out.append(f"from s2s_ad.runtime import {', '.join(sorted(imports))}")

@@ -123,15 +123,15 @@ class ForwardMode:
             if isinstance(atom, Var) and atom.name in self.active:
                 mapping[f"{name}_dot"] = self.dot_in(op, atom.name)
                 shapes[f"{name}_dot"] = shapes[name]
+        varying = [param for param, atom in bound.items() if param not in rule.shape_only
+                   and any(isinstance(a, Var) and a.name in self.active
+                           for a in (atom.items if isinstance(atom, Seq) else (atom,)))]
+        joint = rule.tangent.get(tuple(varying)) if len(varying) > 1 else None
+        if joint is not None:   # one expression for these arguments' tangents together
+            return [self.assign_dot(op.target, instantiate(joint, mapping))]
         terms = []
         for param, atom in bound.items():
-            items = atom.items if isinstance(atom, Seq) else None
-            if items is None and not (isinstance(atom, Var) and atom.name in self.active):
-                continue
-            if items is not None and not any(isinstance(a, Var) and a.name in self.active
-                                             for a in items):
-                continue
-            if param in rule.shape_only:
+            if param not in varying:
                 continue
             if param not in rule.differentiable_params and param not in rule.tangent:
                 raise self.error(op, f"s2s_ad does not differentiate {rule_name(op)} with "

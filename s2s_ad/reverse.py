@@ -828,7 +828,6 @@ def adjoint_source(program, infos, wrt, with_value, as_tuple, seed=None):
     from .optimize import optimize
     from .contract import contract_sums
     from .inplace import update_in_place
-    from . import runtime
 
     mode = ReverseMode(program, infos, wrt, with_value)
     if seed is not None:
@@ -877,10 +876,8 @@ def adjoint_source(program, infos, wrt, with_value, as_tuple, seed=None):
     if seed is not None:
         name = f"vjp_{program.name}"
         doc = doc.replace(f"{what} of", f"Vector-Jacobian product ({seed} times the Jacobian) of", 1)
-    used = set().union(*[astb.load_names(s) for s in _flat(blocks)])
-    imports = sorted(n for n in runtime.__all__ if n in used)
     params = program.params + ([seed] if seed is not None else [])
-    return name, function_source(name, params, blocks, doc, imports)
+    return name, function_source(name, params, blocks, doc)
 
 
 def _fresh(name, taken):

@@ -11,14 +11,18 @@ defrule(runtime.unbroadcast, "a, x", linear=("a",), shape_only=("x",),
 defrule(runtime.prod_others, "a, axis", tangent={"a": "prod_others_tangent(a, a_dot, axis)"})
 
 # Item assignment, written functionally by the compiler: x[i] = v is x = index_set(x, i, v).
+# Both are linear in (x, v) together: with both varying, one call on both tangents (the
+# ("x", "v") tangent) instead of two calls, one into zeros, added.
 defrule(runtime.index_set, "x, index, v",
         adjoint={"x": "zero_at(g, index)", "v": lambda ctx: ("unbroadcast(g[index], v)",
                                                              ctx.shape("v"))},
         tangent={"x": "index_set(x_dot, index, 0.0)",
-                 "v": "index_set(np.zeros_like(x), index, v_dot)"})
+                 "v": "index_set(np.zeros_like(x), index, v_dot)",
+                 ("x", "v"): "index_set(x_dot, index, v_dot)"})
 defrule(runtime.index_add, "x, index, v",
         adjoint={"x": "g", "v": lambda ctx: ("unbroadcast(g[index], v)", ctx.shape("v"))},
-        tangent={"x": "x_dot", "v": "index_add(np.zeros_like(x), index, v_dot)"})
+        tangent={"x": "x_dot", "v": "index_add(np.zeros_like(x), index, v_dot)",
+                 ("x", "v"): "index_add(x_dot, index, v_dot)"})
 defrule(runtime.zero_at, "a, index", linear=("a",), adjoint={"a": "zero_at(g, index)"})
 
 # softmax / log-softmax chains the compiler fused (s2s_ad/fuse.py): one adjoint that reads
