@@ -199,3 +199,24 @@ def test_user_rule_called_twice_with_the_same_arguments():
 def test_source_needs_a_transformed_function():
     with pytest.raises(TypeError):
         ad.source(f2)
+
+
+def test_forward_sources_run_standalone(tmp_path):
+    """jvp and hvp sources import the runtime helpers they call (they did not, and ran only
+    inside s2s_ad); item assignment's tangent is one call on both tangents, with no zero
+    array made only to be added to."""
+    f = function_from_source("def f(x):\n    y = x * x\n    y[1:] += np.tanh(x[:2])\n"
+                             "    y[0] = x[2] * 3.0\n    return np.sum(y * y)\n")
+    x, v = np.array([0.3, -0.7, 1.1]), np.array([1.0, 0.5, -2.0])
+    for transform, call_args in ((ad.jvp, (x, v)), (ad.hvp, (x, v))):
+        t = transform(f)
+        expected = t(*call_args)
+        src = ad.source(t)
+        assert "from s2s_ad.runtime import" in src and "zeros_like" not in src
+        path = tmp_path / f"{transform.__name__}_standalone.py"
+        path.write_text(src)
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        fn = next(getattr(module, n) for n in dir(module) if n.startswith(("jvp_", "hvp_")))
+        assert_tree_close(fn(*call_args), expected)
