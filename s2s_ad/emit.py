@@ -241,10 +241,13 @@ def function_source(name, params, blocks, docstring=None):
 _COUNTS = {}
 
 
+GENERATED = "<s2s_ad: "   # how the file name of generated code starts
+
+
 def compile_function(source, name, env):
     """Compile generated source; its lines are kept in linecache for tracebacks."""
     _COUNTS[name] = _COUNTS.get(name, 0) + 1
-    filename = f"<s2s_ad: {name}#{_COUNTS[name]}>"
+    filename = f"{GENERATED}{name}#{_COUNTS[name]}>"
     lines = source.splitlines(keepends=True)
     linecache.cache[filename] = (len(source), None, lines, filename)
     namespace = {"np": np, "__name__": "s2s_ad.generated"}

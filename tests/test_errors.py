@@ -18,7 +18,19 @@ REFUSED = [
     ("def f(x):\n    yield x\n    return np.sum(x)\n", "yield"),
     ("def f(x):\n    y = eval('x')\n    return np.sum(y)\n", "eval"),
     ("def f(x):\n    exec('y = x')\n    return np.sum(x)\n", "exec"),
-    ("def f(x):\n    y = x; y[0] = 1.0\n    return np.sum(x)\n", "another name refers"),
+    ("def f(x):\n    y = x; y[0] = 1.0\n    return np.sum(x)\n", "refers to the same array"),
+    # updates through shared memory (each was a silent wrong value: the other name kept
+    # its old values)
+    ("def f(x):\n    y = x * 1.0; v = y[0:2]; v[0] = 5.0\n    return np.sum(y)\n",
+     "assigning into `v` would change `y`"),
+    ("def f(x):\n    y = x * 1.0; v = y[1:]; v *= 2.0\n    return np.sum(y)\n",
+     "`v *= ...` would change `y`"),
+    ("def f(x):\n    y = x * 1.0; t = y[:2].reshape(2, 1).T; t[0, 1] = 7.0\n"
+     "    return np.sum(y)\n", "assigning into `t` would change `y`"),
+    ("def f(x):\n    y = x * 1.0; v = y[0:2]; y[0] = 5.0\n    return np.sum(v)\n",
+     "assigning into `y` would change `v`"),
+    ("def f(x):\n    y = x * 1.0; z = y; y += 1.0\n    return np.sum(z)\n",
+     "`y += ...` would change `z`"),
     ("def f(x):\n    x.y[0] = 1.0\n    return np.sum(x)\n", "not supported"),
     ("def f(x):\n    del x[0]\n    return np.sum(x)\n", "`del` of an item"),
     ("def f(x):\n    import math\n    return np.sum(x)\n", "import"),

@@ -16,12 +16,15 @@ from .. import ir, runtime
 from ..ir import Const, Global, Op, Seq, Slice, Var
 from ..primitives import (UNRECORDED, VIEWS, ADD_AT, APPEND, EFFECTS, NEWLIST, POP, COPY, Special, ATTRIBUTE, ATTRIBUTES, BINOPS, COMPARES, INDEX, METHODS, TRANSPOSE_T,
                           UNARY, VARARG_METHODS, canonical, spell)
+from ..emit import GENERATED
 from ..fuse import fuse
 from ..rules import registry
 from . import fence, parse
 from .resolve import Scope, Scopes, is_module
 
 RESULT_NAME = "out"
+_AUG_TEXT = {gast.Add: "+", gast.Sub: "-", gast.Mult: "*", gast.Div: "/", gast.Pow: "**",
+             gast.MatMult: "@", gast.FloorDiv: "//", gast.Mod: "%"}
 ARRAY_PARAMS = ("a", "x", "m", "A", "array", "ary")
 # Calls that return a new array or list of the function's own, which may be updated in place.
 OWNERS = {NEWLIST, np.zeros_like, np.zeros, np.ones_like, np.ones, np.full_like, np.full,
@@ -222,6 +225,7 @@ class Normalizer:
         self.node = fn
         self.reads = {}      # (container, constant key) -> the value read, reused
         self.owned = set()   # values made here (np.zeros_like, np.copy, []): may be updated
+        self.view_of = {}    # a value that may be a view (or an alias) -> the value it views
         self.updated = set()  # values updated in place (in the loop being read)
         self.list_levels = {}  # name of a list literal -> the loop level it was made at
         self.maybe_unbound = set()  # first assigned in a branch: no value on other paths
@@ -334,6 +338,12 @@ class Normalizer:
             else:
                 raise self.error(call, "only np.add.at and list.append calls may stand alone")
         elif isinstance(stmt, gast.AugAssign):
+            if stmt.target.id in self.env:
+                op = _AUG_TEXT.get(type(stmt.op), "op")
+                self.check_unshared(stmt.target.id, stmt, f"`{stmt.target.id} {op}= ...`",
+                                    f"`{{name}} = {{name}} {op} ...` makes a new array and "
+                                    "leaves `{other}` as it is; if `{other}` should change, "
+                                    "update it instead")
             load = gast.Name(id=stmt.target.id, ctx=gast.Load(), annotation=None,
                              type_comment=None)
             value = gast.BinOp(left=load, op=stmt.op, right=stmt.value)
@@ -614,12 +624,33 @@ class Normalizer:
         atom = self.env.get(name)
         if name not in self.locals or not isinstance(atom, Var):
             raise self.error(target, f"`{name}` is not a local array", "copy it first: y = np.copy(x)")
-        if sum(1 for a in self.env.values() if a == atom) > 1:
-            raise self.error(target, f"another name refers to the same array as `{name}`, and "
-                                     "assigning into it would change both",
-                             f"copy it first: {name} = np.copy({name})")
+        self.check_unshared(name, target, f"assigning into `{name}`",
+                            "if `{other}` should change, assign into it; if not, copy "
+                            "first: {name} = np.copy({name})")
         index = self.index_atom(target.slice)
         self.env[name] = self.emit(func, (atom, index, value), target=name, node=target)
+
+    def _base(self, atom):
+        while atom in self.view_of:
+            atom = self.view_of[atom]
+        return atom
+
+    def check_unshared(self, name, node, what, instead):
+        """In NumPy, updating an array in place changes every name that refers to it and
+        every view of it (and the array a view looks into). s2s_ad writes the update as a
+        new value bound to `name` only, so another name sharing that memory would keep the
+        old values: refused. (Code s2s_ad generated, which hvp reads, updates an array in
+        place only where no other name reads it later: inplace.py proves it.)"""
+        if self.src.filename.startswith(GENERATED):
+            return
+        base = self._base(self.env[name])
+        for other, atom in self.env.items():
+            if other != name and isinstance(atom, Var) and self._base(atom) == base:
+                shared = ("refers to the same array" if atom == self.env[name] else
+                          "may share its memory (slicing, reshape and transposes make views)")
+                raise self.error(node, f"{what} would change `{other}` too in NumPy: it "
+                                       f"{shared}, and s2s_ad does not follow updates through "
+                                       "shared memory", instead.format(name=name, other=other))
 
     def assign(self, target, value):
         if isinstance(target, gast.Subscript):
@@ -667,6 +698,8 @@ class Normalizer:
         self.taken.add(name)
         if prim not in VIEWS:  # a new array, not a view of an argument: may be updated
             self.owned.add(Var(name))
+        elif args and isinstance(args[0], Var):
+            self.view_of[Var(name)] = args[0]
         if self.ops is self.levels[-1]:
             self.defs[-1].add(name)
         if key is not None and self.ops is self.levels[-1]:
