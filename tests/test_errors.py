@@ -126,3 +126,30 @@ def test_async_function_is_refused():
     f = function_from_source("async def f(x):\n    return np.sum(x)\n")
     with pytest.raises(ad.TransformError, match="async function"):
         ad.grad(f)(X)
+
+
+def test_a_helper_assigning_into_its_callers_array_is_refused():
+    """The helper's parameter is the caller's array: NumPy changes the caller's `y` too
+    (this was a silent wrong value: the compiled caller kept y's old values)."""
+    f = function_from_source("def mut(v):\n    v[0] = 10.0\n    return v\n\n\n"
+                             "def f(x):\n    y = x * 1.0\n    z = mut(y)\n"
+                             "    return np.sum(y * y) + np.sum(z)\n")
+    with pytest.raises(ad.TransformError) as info:
+        ad.grad(f)(X.copy())
+    assert "assigning into `v` would change `y`" in str(info.value)
+    assert info.value.line_text.strip() == "v[0] = 10.0" and "Instead:" in str(info.value)
+    # on a new array (nothing else refers to it) the same helper is fine
+    g = function_from_source("def mut(v):\n    v[0] = 10.0\n    return v\n\n\n"
+                             "def f(x):\n    z = mut(x * 2.0)\n    return np.sum(z * z)\n")
+    np.testing.assert_allclose(ad.grad(g)(X.copy()), [0.0, 8 * X[1], 8 * X[2]], rtol=1e-12)
+
+
+def test_astype_makes_a_new_array_to_update():
+    """x.astype(...) copies (unless copy=False): updating the copy leaves x as it is."""
+    f = function_from_source("def f(x):\n    y = x.astype(np.float64)\n    y += 1.0\n"
+                             "    return np.sum(y * x)\n")
+    np.testing.assert_allclose(ad.grad(f)(X.copy()), 2 * X + 1.0, rtol=1e-12)
+    g = function_from_source("def f(x):\n    y = x.astype(np.float64, copy=False)\n"
+                             "    y += 1.0\n    return np.sum(y * x)\n")
+    with pytest.raises(ad.TransformError, match="would change `x`"):
+        ad.grad(g)(X.copy())

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import ir, runtime
 from ..ir import Const, Global, Op, Seq, Slice, Var
-from ..primitives import (UNRECORDED, VIEWS, ADD_AT, APPEND, EFFECTS, NEWLIST, POP, COPY, Special, ATTRIBUTE, ATTRIBUTES, BINOPS, COMPARES, INDEX, METHODS, TRANSPOSE_T,
+from ..primitives import (ASTYPE, UNRECORDED, VIEWS, ADD_AT, APPEND, EFFECTS, NEWLIST, POP, COPY, Special, ATTRIBUTE, ATTRIBUTES, BINOPS, COMPARES, INDEX, METHODS, TRANSPOSE_T,
                           UNARY, VARARG_METHODS, canonical, spell)
 from ..emit import GENERATED
 from ..fuse import fuse
@@ -226,6 +226,7 @@ class Normalizer:
         self.reads = {}      # (container, constant key) -> the value read, reused
         self.owned = set()   # values made here (np.zeros_like, np.copy, []): may be updated
         self.view_of = {}    # a value that may be a view (or an alias) -> the value it views
+        self.callers = []    # the environments of the calls being inlined, outermost first
         self.updated = set()  # values updated in place (in the loop being read)
         self.list_levels = {}  # name of a list literal -> the loop level it was made at
         self.maybe_unbound = set()  # first assigned in a branch: no value on other paths
@@ -644,8 +645,9 @@ class Normalizer:
         if self.src.filename.startswith(GENERATED):
             return
         base = self._base(self.env[name])
-        for other, atom in self.env.items():
-            if other != name and isinstance(atom, Var) and self._base(atom) == base:
+        names = [(n, a) for env in self.callers for n, a in env.items()]   # a helper's caller's
+        for other, atom in names + [(n, a) for n, a in self.env.items() if n != name]:
+            if isinstance(atom, Var) and self._base(atom) == base:
                 shared = ("refers to the same array" if atom == self.env[name] else
                           "may share its memory (slicing, reshape and transposes make views)")
                 raise self.error(node, f"{what} would change `{other}` too in NumPy: it "
@@ -698,8 +700,9 @@ class Normalizer:
         self.taken.add(name)
         if prim not in VIEWS:  # a new array, not a view of an argument: may be updated
             self.owned.add(Var(name))
-        elif args and isinstance(args[0], Var):
-            self.view_of[Var(name)] = args[0]
+        elif args and isinstance(args[0], Var) and not (
+                prim is ASTYPE and (kwargs or {}).get("copy", Const(True)) != Const(False)):
+            self.view_of[Var(name)] = args[0]   # (astype copies unless told not to)
         if self.ops is self.levels[-1]:
             self.defs[-1].add(name)
         if key is not None and self.ops is self.levels[-1]:
@@ -964,10 +967,12 @@ class Normalizer:
         self.env = {name: value if isinstance(value, (Var, Const, Global, Seq)) else
                     self.constant(name, value) for name, value in bound.arguments.items()}
         self.reads = {}
+        self.callers.append(saved[3])
         try:
             result = self.callee_body(fn, target)
         finally:
             self.inlining.pop()
+            self.callers.pop()
             (self.src, self.scope, self.locals, self.env, self.node, self.own_names,
              self.reads) = saved
         return result
@@ -1007,10 +1012,12 @@ class Normalizer:
         self.own_names = set()
         self.reads = {}
         self.inlining.append(id(fn))
+        self.callers.append(saved[1])
         try:
             result = self.callee_body(fn, target)
         finally:
             self.inlining.pop()
+            self.callers.pop()
             self.locals, self.env, self.own_names, self.reads = saved
         return result
 
