@@ -253,6 +253,7 @@ _PARTIALS = {
     np.hypot: (lambda x, y, z: x / z, lambda x, y, z: y / z),
     np.arctan2: (lambda a, b, z: b / (a * a + b * b), lambda a, b, z: -a / (a * a + b * b)),
     np.remainder: (lambda x, y, z: 1, lambda x, y, z: -np.floor_divide(_p(x), _p(y))),
+    np.fmod: (lambda x, y, z: 1, lambda x, y, z: -np.trunc(_p(x) / _p(y))),
 }
 
 

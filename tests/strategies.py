@@ -68,6 +68,8 @@ DOMAINS = {
     "odd": st.integers(-16, 15).map(lambda k: (2 * k + 1) / 16),     # kinks: see above
     "even": st.integers(-16, 16).map(lambda k: k / 8),
     "distinct": st.integers(-40, 40).map(lambda k: k / 8),          # unique=True below
+    # divisors of x % y with x "odd": x / y is never within 0.018 of an integer (a jump)
+    "modulus": st.sampled_from([0.7, 0.9, 1.3, -0.9]),
     "prod": _nonzero_or_zero(),
 }
 

@@ -284,6 +284,7 @@ BINARY = [
     ("np.where(x > y, x * y, y - x)", "odd", "even"), ("np.where(y < 0.5, np.sin(x), y)", "real", "odd"),
     ("np.clip(x, y, y + 1.0)", "odd", "even"), ("np.clip(x, -0.97, y)", "odd", "even"),
     ("np.clip(x, y, None)", "odd", "even"),
+    ("x % y", "odd", "modulus"), ("np.fmod(x, y)", "odd", "modulus"),
     ("x * y - x / (1.0 + y * y) + np.sin(x - y)", "real", "real"),
 ]
 

@@ -57,6 +57,9 @@ defrule(np.fmin, "x, y", partials={"x": "x <= y", "y": "x > y"})
 defrule(np.logaddexp, "x, y", partials={"x": "np.exp(x - ans)", "y": "np.exp(y - ans)"})
 defrule(np.arctan2, "x, y", partials={"x": "y / (x * x + y * y)", "y": "-x / (x * x + y * y)"})
 defrule(np.hypot, "x, y", partials={"x": "x / ans", "y": "y / ans"})
+# x % y == x - floor(x / y) * y (NumPy's remainder, the sign of y); np.fmod truncates instead
+defrule(np.remainder, "x, y", partials={"x": "1", "y": "-(x // y)"})
+defrule(np.fmod, "x, y", partials={"x": "1", "y": "-np.trunc(x / y)"})
 
 
 def _power_base(ctx):
@@ -116,7 +119,7 @@ defrule_elementwise(np.where, "condition, x, y",
 nondiff(np.sign, np.floor, np.ceil, np.trunc, np.rint, np.round,
         np.less, np.less_equal, np.greater, np.greater_equal, np.equal, np.not_equal,
         np.logical_and, np.logical_or, np.logical_not, np.logical_xor,
-        np.isnan, np.isfinite, np.isinf, np.floor_divide, np.remainder,
+        np.isnan, np.isfinite, np.isinf, np.floor_divide,
         np.bitwise_and, np.bitwise_or, np.bitwise_xor, np.invert, builtins.slice,
         np.argmax, np.argmin, np.argsort, np.any, np.all, np.nonzero, np.shape, np.ndim,
         np.arange, np.zeros, np.ones, np.eye, np.empty, np.linspace, np.identity,
