@@ -3,6 +3,8 @@ reaches the output (useful), and is of a floating type. Code for the adjoint is 
 active values only. Loops make both a fixed point."""
 import dataclasses
 
+import numpy as np
+
 from .ir import Loop, atom_vars, op_vars, walk_ops, with_body
 from .primitives import POP, UNRECORDED, name_of
 from .rules import lookup
@@ -22,6 +24,8 @@ def active_values(program, infos, wrt, error):
             if touched and rule.constant_args and infos[op.target].differentiable:
                 raise error(op, f"{name_of(op.prim)} of a value that depends on the "
                                 "differentiated argument would drop its derivative",
+                            "write start + step * np.arange(n), with n a constant"
+                            if op.prim is np.arange else
                             "build arrays from computed values with np.stack or np.concatenate")
             if rule.nondiff or not infos[op.target].differentiable:
                 continue

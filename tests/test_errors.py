@@ -54,6 +54,10 @@ REFUSED = [
     ("def f(x):\n    y = np.repeat(x, np.array([1, 2, 1]))\n    return np.sum(y)\n", "repeat count"),
     ("def f(x):\n    y = undefined_name * x\n    return np.sum(y)\n", "not defined"),
     ("def f(x):\n    y = x ^ 2\n    return np.sum(y)\n", "operator"),
+    # np.arange of an active start or step was taken as constant: a zero derivative
+    ("def f(x):\n    y = np.arange(x[0], 3.0, 1.0)\n    return np.sum(y)\n", "start + step"),
+    ("def f(x):\n    y = np.linspace(x[0], x[1], 3, retstep=True)\n    return np.sum(y[0])\n",
+     "retstep"),
 ]
 
 

@@ -753,3 +753,16 @@ def test_regression_augmented_item_assignment(op):
     np.testing.assert_allclose(J, ad.jacobian(g, mode="reverse")(xs), rtol=1e-12)
     np.testing.assert_allclose(J[1], [reference.jvp(g, [xs], 0, e)[1][1] for e in np.eye(3)],
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("expr,n", [("np.linspace(x[0], 2.0, 5)", 5),
+                                    ("np.linspace(0.5, x[1] * x[0], 4, endpoint=False)", 4),
+                                    ("np.linspace(x[0], x[1], 6)", 6)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_regression_linspace_end_points(expr, n, dtype):
+    """np.linspace was registered with a zero derivative: a silent wrong gradient for
+    end points that depend on the argument (linspace(a, b) == a (1 - t) + b t)."""
+    source = f"def f(x, c):\n    return np.sum(np.sin({expr}) * c)\n"
+    x = np.array([0.3, 1.2], dtype)
+    c = np.linspace(0.5, 1.5, n).astype(dtype)
+    check_derivatives(source, [x, c], wrt=(0,), oracle="fd")

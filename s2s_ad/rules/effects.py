@@ -22,3 +22,32 @@ defrule(np.full_like, "a, fill_value, dtype=None", linear=("fill_value",), shape
         adjoint={"fill_value": lambda ctx: ("g", ctx.shape("ans"))}, lazy_g="through")
 defrule(np.full, "shape, fill_value, dtype=None", linear=("fill_value",),
         adjoint={"fill_value": lambda ctx: ("g", ctx.shape("ans"))}, lazy_g="through")
+
+
+def _linspace_weights(at_start):
+    """linspace(a, b, n) == a * linspace(1, 0, n) + b * linspace(0, 1, n) (endpoint too)."""
+    def weights(ctx):
+        if ctx.value("retstep"):
+            raise ctx.error("np.linspace(..., retstep=True) is not supported",
+                            "compute the step yourself: (stop - start) / (num - 1)")
+        if ctx.ndim("start") or ctx.ndim("stop"):
+            raise ctx.error("np.linspace with array end points is not supported",
+                            "use scalar end points, or start + (stop - start) * t with "
+                            "t = np.linspace(0.0, 1.0, num)")
+        return (f"np.linspace({'1.0, 0.0' if at_start else '0.0, 1.0'}, num, endpoint=endpoint, "
+                "dtype=ans.dtype)")
+    return weights
+
+
+def _linspace_adjoint(at_start):
+    return lambda ctx: f"np.sum(g * {_linspace_weights(at_start)(ctx)})"
+
+
+def _linspace_tangent(at_start):
+    name = "start" if at_start else "stop"
+    return lambda ctx: f"{name}_dot * {_linspace_weights(at_start)(ctx)}"
+
+
+defrule(np.linspace, "start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0",
+        adjoint={"start": _linspace_adjoint(True), "stop": _linspace_adjoint(False)},
+        tangent={"start": _linspace_tangent(True), "stop": _linspace_tangent(False)})

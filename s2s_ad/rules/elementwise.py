@@ -122,11 +122,11 @@ nondiff(np.sign, np.floor, np.ceil, np.trunc, np.rint, np.round,
         np.isnan, np.isfinite, np.isinf, np.floor_divide,
         np.bitwise_and, np.bitwise_or, np.bitwise_xor, np.invert, builtins.slice,
         np.argmax, np.argmin, np.argsort, np.any, np.all, np.nonzero, np.shape, np.ndim,
-        np.arange, np.zeros, np.ones, np.eye, np.empty, np.linspace, np.identity,
+        np.zeros, np.ones, np.eye, np.empty, np.identity,
         np.zeros_like, np.ones_like, np.empty_like, np.tri, np.tril_indices,
         np.triu_indices)
 
 # Constructors that copy values: fine on constants; on a computed value they would lose its
 # derivative, so the compiler refuses that (see analysis.active_values).
 nondiff(np.array, np.asarray, np.ascontiguousarray, builtins.min, builtins.max, builtins.int,
-        builtins.round, constant_args=True)
+        builtins.round, np.arange, constant_args=True)
