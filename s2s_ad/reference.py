@@ -238,6 +238,8 @@ _PARTIALS = {
     np.fabs: (lambda x, z: np.sign(_p(x)),),
     np.deg2rad: (lambda x, z: math.pi / 180,),
     np.rad2deg: (lambda x, z: 180 / math.pi,),
+    np.radians: (lambda x, z: math.pi / 180,),
+    np.degrees: (lambda x, z: 180 / math.pi,),
     # ---- binary: (x, y, z)
     np.add: (lambda x, y, z: 1, lambda x, y, z: 1),
     np.subtract: (lambda x, y, z: 1, lambda x, y, z: -1),

@@ -357,6 +357,16 @@ def _cumsum():
     return build()
 
 
+def _diff():
+    @st.composite
+    def build(draw):
+        shape = draw(shapes(min_dims=1))   # (a side of 1: an empty difference)
+        axis = draw(st.integers(-len(shape), len(shape) - 1))
+        form = draw(st.sampled_from(["np.diff(x)", "np.diff(x, axis={a})"]))
+        return form.format(a=axis), {"x": shape}
+    return build()
+
+
 def _triangle():
     @st.composite
     def build(draw):
@@ -396,6 +406,7 @@ _SHAPE_BUILDERS = {
     "repeat": _repeat,
     "broadcast_to": _broadcast_to,
     "cumsum": _cumsum,
+    "diff": _diff,
     "tril/triu": _triangle,
     "copy/astype": lambda: _simple(["np.copy(x)", "x.copy()", "x.astype(np.float64)",
                                     "x.astype(np.float32)", "x.astype(x.dtype)"]),

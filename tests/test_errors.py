@@ -58,6 +58,7 @@ REFUSED = [
     ("def f(x):\n    y = np.arange(x[0], 3.0, 1.0)\n    return np.sum(y)\n", "start + step"),
     ("def f(x):\n    y = np.linspace(x[0], x[1], 3, retstep=True)\n    return np.sum(y[0])\n",
      "retstep"),
+    ("def f(x):\n    y = np.diff(x, n=2)\n    return np.sum(y * y)\n", "np.diff with n"),
 ]
 
 

@@ -249,6 +249,7 @@ UNARY = [
     ("np.sign(x) * x", "nonzero"), ("np.floor(x) + x * np.ceil(x)", "odd"),
     ("np.rint(x) * x + np.trunc(x)", "odd"), ("np.round(x) * x", "odd"),
     ("x * 2.0 - 3.0 / (x * x + 1.0)", "real"),
+    ("np.degrees(x) + np.radians(x)", "real"), ("np.rad2deg(x) * np.deg2rad(x)", "real"),
 ]
 
 

@@ -42,6 +42,9 @@ defrule(np.cbrt, "x", partials={"x": "1.0 / (3.0 * ans * ans)"})
 defrule(np.square, "x", partials={"x": "2.0 * x"})
 defrule(np.reciprocal, "x", partials={"x": "-ans * ans"})
 defrule(np.abs, "x", partials={"x": "np.sign(x)"})
+for _f, _c in ((np.degrees, "57.29577951308232"), (np.rad2deg, "57.29577951308232"),
+               (np.radians, "0.017453292519943295"), (np.deg2rad, "0.017453292519943295")):
+    defrule(_f, "x", partials={"x": _c})   # (180 / pi and its inverse, as Python floats)
 
 # -- binary -----------------------------------------------------------------------------
 defrule(np.add, "x, y", partials={"x": "1", "y": "1"})

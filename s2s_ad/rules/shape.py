@@ -72,6 +72,20 @@ def _cumsum(ctx):
 defrule(np.cumsum, "a, axis=None, dtype=None, out=None", linear=("a",), adjoint={"a": _cumsum})
 
 
+def _diff(ctx):
+    # diff(a)[i] = a[i + 1] - a[i], so a_bar[i] = g[i - 1] - g[i], g padded with a zero at
+    # both ends: minus the differences of the padded g (zeros of g's dtype: 0.0 is float64)
+    if ctx.value("n") != 1 or ctx.given("prepend") or ctx.given("append"):
+        raise ctx.error("np.diff with n other than 1, prepend or append is not supported",
+                        "apply np.diff n times, or concatenate the values first")
+    return ("-np.diff(g, axis=axis, prepend=np.zeros((), g.dtype), "
+            "append=np.zeros((), g.dtype))")
+
+
+defrule(np.diff, "a, n=1, axis=-1, prepend=None, append=None", linear=("a",),
+        adjoint={"a": _diff})
+
+
 def _piece(ctx, start, stop, axis):
     return "g[" + ":, " * axis + f"{start}:{stop}]"
 
