@@ -134,7 +134,12 @@ class ReverseMode:
                 continue
             self.stmts = []
             self.available = self.segment_values(body, k)
-            self.backward(stmt)
+            try:
+                self.backward(stmt)
+            except TransformError as e:
+                if e.lineno is not None:
+                    raise
+                raise self.error(stmt, e.what, e.advice) from None   # where it happened
             self.add_pending()
             if self.stmts:
                 comment = self.p.where(stmt)

@@ -17,7 +17,7 @@ from .derive import derive
 from .emit import compile_function, function_source
 from .errors import TransformError
 from .ir import Const, Global, Seq, Slice, Var
-from .primitives import APPEND, INDEX, INPLACE, NEWLIST, POP, UNRECORDED
+from .primitives import APPEND, ATTRIBUTE, INDEX, INPLACE, LEN, NEWLIST, POP, UNRECORDED
 
 
 @dataclass
@@ -184,6 +184,12 @@ def record(program, args, previous=None, only=None):
         info = _final_info(seen[op.target], is_dynamic)
         if op.target in varying and info.kind in ("int", "bool", "str"):
             info.value = None
+        elif _from_values(op, info, infos):
+            # An int read off the arguments' values (a count, an argmax, int(t * 10) of a
+            # float): the cache keys arrays by shape and floats by type, so the next call
+            # may give another one. Unknown here; what it shapes is dynamic.
+            info = Info(info.kind, shape=info.shape, dtype=info.dtype, value=None,
+                        dynamic=True, ndim=info.ndim)
         if op.prim is APPEND:  # a stack of saved values: described by what it holds
             item = op.args[1]
             if isinstance(item, Var) and item.name not in infos:
@@ -231,6 +237,22 @@ def _differs(old, new):
         return bool(old.value != new.value)
     except (TypeError, ValueError):
         return True
+
+
+def _from_values(op, info, infos):
+    """Is `op` an integer scalar computed from values the signature does not key on: an
+    array's elements or a float's value (or from another such integer)?"""
+    if not (info.kind == "int" or info.kind == "array" and info.shape == ()
+            and info.dtype.kind in "iu"):
+        return False
+    if op.prim in (ATTRIBUTE, LEN, np.shape, np.ndim, np.size):   # shapes, not values
+        return False
+    for name in _vars(op):
+        i = infos.get(name)
+        if isinstance(i, Info) and (i.kind in ("array", "float") or i.kind == "int"
+                                    and i.dynamic):
+            return True
+    return False
 
 
 def _final_info(seen, dynamic):

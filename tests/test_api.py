@@ -220,3 +220,23 @@ def test_forward_sources_run_standalone(tmp_path):
         spec.loader.exec_module(module)
         fn = next(getattr(module, n) for n in dir(module) if n.startswith(("jvp_", "hvp_")))
         assert_tree_close(fn(*call_args), expected)
+
+
+def test_ints_read_off_values_are_not_specialised_on():
+    """The cache keys arrays by shape and floats by type, so an int computed from their
+    values (int(t * 10), a count of positives) may differ on the next call with the same
+    key. Code specialised on the first call's int crashed on the next (a reshape to the
+    old shape) or, worse, gave a wrong gradient (a sum over the old count): such ints are
+    now unknown to the transformation, so what they shape is handled as data-dependent."""
+    f = function_from_source("def f(x, t):\n    k = int(t * 10)\n"
+                             "    return np.sum(np.reshape(x[:k * 2], (k, 2)) ** 2)\n")
+    x = np.arange(1.0, 9.0)
+    df = ad.grad(f)
+    for t, k in ((0.2, 2), (0.3, 3), (0.2, 2)):
+        expected = np.where(np.arange(8) < 2 * k, 2 * x, 0.0)
+        np.testing.assert_allclose(df(x, t), expected, rtol=1e-12)
+    g = function_from_source("def f(x):\n    n = int(np.sum(x > 0))\n    z = np.zeros(n) + x[0]\n"
+                             "    return np.sum(z * x[1])\n")
+    with pytest.raises(ad.TransformError) as info:
+        ad.grad(g)(np.array([1.0, 2.0, 2.5, -1.0]))
+    assert "depends on the data" in str(info.value) and info.value.lineno is not None
