@@ -324,7 +324,7 @@ class ReverseMode:
         try:
             bound = rule.bind(op.args, op.kwargs)
         except TypeError as exc:
-            raise self.error(op, str(exc)) from None
+            raise self.error(op, str(exc), getattr(exc, "advice", None)) from None
         for param, atom in bound.items():
             if isinstance(atom, Seq) or (isinstance(atom, Var) and param in rule.sequence
                                          and self.infos[atom.name].kind in ("list", "tuple")):

@@ -59,6 +59,10 @@ REFUSED = [
     ("def f(x):\n    y = np.linspace(x[0], x[1], 3, retstep=True)\n    return np.sum(y[0])\n",
      "retstep"),
     ("def f(x):\n    y = np.diff(x, n=2)\n    return np.sum(y * y)\n", "np.diff with n"),
+    # arguments a rule does not take: refused once, at normalization, for every mode (jvp
+    # met them as a bare TypeError)
+    ("def f(x):\n    return np.sum(x * x, where=x > 0)\n", "no argument `where`"),
+    ("def f(x):\n    return (x * x).max(initial=0.5)\n", "no argument `initial`"),
 ]
 
 
@@ -158,3 +162,11 @@ def test_astype_makes_a_new_array_to_update():
                              "    y += 1.0\n    return np.sum(y * x)\n")
     with pytest.raises(ad.TransformError, match="would change `x`"):
         ad.grad(g)(X.copy())
+
+
+@pytest.mark.parametrize("transform", ["grad", "jvp", "hvp", "jacobian"])
+def test_an_argument_no_rule_takes_is_refused_in_every_mode(transform):
+    f = function_from_source("def f(x):\n    return np.sum(x * x, where=x > 0)\n")
+    t = getattr(ad, transform)(f)
+    with pytest.raises(ad.TransformError, match="no argument `where`"):
+        t(X.copy()) if transform in ("grad", "jacobian") else t(X.copy(), X.copy())

@@ -911,6 +911,7 @@ class Normalizer:
                                  f"call the NumPy function instead, e.g. np.{func.attr}(x, ...)")
             if func.attr in VARARG_METHODS and len(args) > 1:
                 args = [Seq(tuple(args), "tuple")]
+            self.check_arguments(prim, [receiver] + args, kwargs, node)
             return self.emit(prim, [receiver] + args, kwargs, target, node)
         obj = self.resolve(func)
         prim = canonical(obj)
@@ -919,6 +920,7 @@ class Normalizer:
             return self.inline(obj, args, kwargs, target, node)
         if rule is None:
             raise self.no_rule(func, obj)
+        self.check_arguments(prim, args, kwargs, node)
         if args and isinstance(args[0], Seq) and args[0].kind == "list" and not rule.nondiff \
                 and rule.params and rule.params[0][0] in ARRAY_PARAMS \
                 and any(isinstance(a, Var) for a in args[0].items):
@@ -936,6 +938,17 @@ class Normalizer:
                 root = root.value
             self.globals[root.id] = self.scope.used[root.id]
         return var
+
+    def check_arguments(self, prim, args, kwargs, node):
+        """A call its rule cannot take (np.sum(x, where=m)): refused here, once, for every
+        transformation (forward mode would otherwise meet it without a location)."""
+        rule = registry.lookup(prim)
+        if rule is None or rule.nondiff:
+            return
+        try:
+            rule.bind(list(args), dict(kwargs or {}))
+        except TypeError as exc:
+            raise self.error(node, str(exc), getattr(exc, "advice", None)) from None
 
     def inline(self, func, args, kwargs, target, node):
         """A call to the user's own function: its body, normalized here, in place.

@@ -74,7 +74,10 @@ class Rule:
         bound = dict(zip(names, args))
         for key, value in kwargs.items():
             if key not in names:
-                raise TypeError(f"s2s_ad's rule for {name_of(self.prim)} has no argument `{key}`")
+                error = TypeError(f"s2s_ad's rule for {name_of(self.prim)} has no argument `{key}`")
+                error.advice = _ARGUMENT_ADVICE.get(key, f"leave `{key}` out and write what it "
+                                                         "does as a separate step")
+                raise error
             bound[key] = value
         for name, default in self.params:
             if name not in bound:
@@ -82,6 +85,13 @@ class Rule:
                     raise TypeError(f"{name_of(self.prim)} needs the argument `{name}`")
                 bound[name] = Const(default)
         return bound
+
+
+_ARGUMENT_ADVICE = {
+    "where": "select first: np.sum(np.where(mask, x, 0.0)) rather than np.sum(x, where=mask)",
+    "initial": "combine afterwards: np.maximum(np.max(x), initial), or np.sum(x) + initial",
+    "out": "assign the result to a name: y = np.exp(x) rather than np.exp(x, out=y)",
+}
 
 
 def _parse_signature(sig):
