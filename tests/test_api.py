@@ -145,6 +145,22 @@ def test_generated_source_is_deterministic_and_runs_standalone(tmp_path):
     assert_tree_close(module.grad_f2(A, B, 2.0), ad.grad(f2, wrt=(0, 1))(A, B))
 
 
+def test_rebinding_a_closure_variable_gives_a_fresh_transformation():
+    """A closure reads its cell when called (late binding): after `nonlocal k; k = 3.0`,
+    f uses 3.0. The cache took closure cells as a snapshot and kept serving code made
+    for the old k and W, a silently wrong gradient."""
+    mod = module_from_source(
+        "import numpy as np\n\n\ndef outer():\n    k = 2.0\n    W = np.ones(4)\n\n"
+        "    def f(x):\n        return np.sum(x * k) + np.sum(x * W)\n\n"
+        "    def rebind(v):\n        nonlocal k, W\n        k = v\n        W = np.full(4, v)\n\n"
+        "    return f, rebind\n", "closure")
+    f, rebind = mod.outer()
+    df = ad.grad(f)
+    assert_tree_close(df(B), 3.0 * np.ones(4))
+    rebind(3.0)
+    assert_tree_close(df(B), 6.0 * np.ones(4))
+
+
 def test_generated_code_is_in_linecache_for_tracebacks():
     df = ad.grad(f2)
     df(A, B)

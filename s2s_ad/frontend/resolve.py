@@ -12,9 +12,8 @@ class Scope:
 
     def __init__(self, func):
         code = func.__code__
-        cells = func.__closure__ or ()
-        self.closure = {n: c.cell_contents for n, c in zip(code.co_freevars, cells)
-                        if _has_contents(c)}
+        self.cells = dict(zip(code.co_freevars, func.__closure__ or ()))
+        self.closure = {n: c.cell_contents for n, c in self.cells.items() if _has_contents(c)}
         self.globals = func.__globals__
         self.used = {}
 
@@ -34,13 +33,28 @@ class Scope:
         """True while every name resolved at transformation time means the same object."""
         for name, obj in self.used.items():
             try:
-                now = self.closure[name] if name in self.closure else (
+                now = self.cells[name].cell_contents if name in self.closure else (
                     self.globals[name] if name in self.globals else getattr(builtins, name))
-            except (KeyError, AttributeError):
+            except (KeyError, AttributeError, ValueError):
                 return False
             if now is not obj:
                 return False
         return True
+
+
+class _Cell:
+    """A closure cell read like a table: `get` gives what the name means now (Python's
+    late binding: `nonlocal k; k = 3.0` after the first call changes f's k)."""
+    __slots__ = ("cell",)
+
+    def __init__(self, cell):
+        self.cell = cell
+
+    def get(self, name, default):
+        try:
+            return self.cell.cell_contents
+        except ValueError:   # deleted
+            return default
 
 
 def _has_contents(cell):
@@ -81,14 +95,16 @@ class Scopes:
 
 
 def _checks(scopes, out):
-    """{(table id, name): (table, name, expected object)}: closure cells are a snapshot;
-    a builtin must also stay unshadowed by a module global."""
+    """{(table id, name): (table, name, expected object)}: a closure cell is read for
+    what it holds now; a builtin must also stay unshadowed by a module global."""
     for scope in scopes:
         if isinstance(scope, Scopes):
             _checks(scope.scopes, out)
             continue
         for name, obj in scope.used.items():
             if name in scope.closure:
+                cell = scope.cells[name]
+                out[(id(cell), name)] = (_Cell(cell), name, obj)
                 continue
             if name in scope.globals:
                 out[(id(scope.globals), name)] = (scope.globals, name, obj)
