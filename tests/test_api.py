@@ -161,6 +161,19 @@ def test_rebinding_a_closure_variable_gives_a_fresh_transformation():
     assert_tree_close(df(B), 6.0 * np.ones(4))
 
 
+def test_changing_a_setting_on_a_config_object_gives_a_fresh_transformation():
+    """`cfg.scale` (an attribute of a module-level object, not of a module) is read into
+    the generated code as a constant; setting cfg.scale = 3.0 afterwards left grad serving
+    the old constant, a silently wrong gradient."""
+    mod = module_from_source("import numpy as np\n\n\nclass Config:\n    scale = 2.0\n\n\n"
+                             "cfg = Config()\n\n\ndef f(x):\n    return np.sum(x * cfg.scale)\n",
+                             "config")
+    df = ad.grad(mod.f)
+    assert_tree_close(df(B), 2.0 * np.ones(4))
+    mod.cfg.scale = 3.0
+    assert_tree_close(df(B), 3.0 * np.ones(4))
+
+
 def test_generated_code_is_in_linecache_for_tracebacks():
     df = ad.grad(f2)
     df(A, B)

@@ -1079,6 +1079,9 @@ class Normalizer:
         if isinstance(obj, (bool, int, float, complex, str)) or obj is None:
             if isinstance(node, gast.Name):
                 return self.global_name(node.id, obj)
+            base = self.resolve(node.value)
+            if not is_module(base):   # (cfg.scale may change; np.pi will not)
+                self.scope.attribute(base, node.attr, obj)
             return Const(obj)
         if spell(obj) is not None and not isinstance(obj, np.ndarray):
             return Const(obj)

@@ -16,6 +16,7 @@ class Scope:
         self.closure = {n: c.cell_contents for n, c in self.cells.items() if _has_contents(c)}
         self.globals = func.__globals__
         self.used = {}
+        self.attributes = {}   # (id(object), name) -> (object, name, value) read off objects
 
     def lookup(self, name):
         if name in self.closure:
@@ -39,7 +40,24 @@ class Scope:
                 return False
             if now is not obj:
                 return False
-        return True
+        return all(getattr(base, name, _MISSING) is value
+                   for base, name, value in self.attributes.values())
+
+    def attribute(self, base, name, value):
+        """`value`, read as `base.name` off an object that is not a module (a setting on
+        a config object): remembered, since the object may be given another value."""
+        self.attributes[(id(base), name)] = (base, name, value)
+
+
+class _Attr:
+    """An object's attributes read like a table (see Scope.attribute)."""
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def get(self, name, default):
+        return getattr(self.obj, name, default)
 
 
 class _Cell:
@@ -101,6 +119,8 @@ def _checks(scopes, out):
         if isinstance(scope, Scopes):
             _checks(scope.scopes, out)
             continue
+        for key, (base, name, value) in scope.attributes.items():
+            out[key] = (_Attr(base), name, value)
         for name, obj in scope.used.items():
             if name in scope.closure:
                 cell = scope.cells[name]
