@@ -170,3 +170,17 @@ def test_an_argument_no_rule_takes_is_refused_in_every_mode(transform):
     t = getattr(ad, transform)(f)
     with pytest.raises(ad.TransformError, match="no argument `where`"):
         t(X.copy()) if transform in ("grad", "jacobian") else t(X.copy(), X.copy())
+
+
+def test_a_conditional_expression_reading_an_item_is_not_an_alias():
+    """`y[i - 1] if i > 0 else 1.0` holds a view of y under a name the compiler made up:
+    assigning into y next is fine (it was refused, naming that internal `t`)."""
+    f = function_from_source("def f(x):\n    y = np.zeros(3)\n    for i in range(3):\n"
+                             "        y[i] = np.sin(x[i]) * (y[i - 1] if i > 0 else 1.0)\n"
+                             "    return np.sum(y)\n")
+    s = np.sin(X)
+    expected_y = [s[0], s[1] * s[0], s[2] * s[1] * s[0]]
+    np.testing.assert_allclose(ad.value_and_grad(f)(X.copy())[0], np.sum(expected_y), rtol=1e-12)
+    c = np.cos(X)
+    expected = [c[0] * (1 + s[1] + s[1] * s[2]), c[1] * s[0] * (1 + s[2]), c[2] * s[1] * s[0]]
+    np.testing.assert_allclose(ad.grad(f)(X.copy()), expected, rtol=1e-12)

@@ -227,6 +227,7 @@ class Normalizer:
         self.owned = set()   # values made here (np.zeros_like, np.copy, []): may be updated
         self.view_of = {}    # a value that may be a view (or an alias) -> the value it views
         self.callers = []    # the environments of the calls being inlined, outermost first
+        self.internal = set()  # names the normalizer made up (a conditional expression's)
         self.updated = set()  # values updated in place (in the loop being read)
         self.list_levels = {}  # name of a list literal -> the loop level it was made at
         self.maybe_unbound = set()  # first assigned in a branch: no value on other paths
@@ -647,7 +648,7 @@ class Normalizer:
         base = self._base(self.env[name])
         names = [(n, a) for env in self.callers for n, a in env.items()]   # a helper's caller's
         for other, atom in names + [(n, a) for n, a in self.env.items() if n != name]:
-            if isinstance(atom, Var) and self._base(atom) == base:
+            if isinstance(atom, Var) and self._base(atom) == base and other not in self.internal:
                 shared = ("refers to the same array" if atom == self.env[name] else
                           "may share its memory (slicing, reshape and transposes make views)")
                 raise self.error(node, f"{what} would change `{other}` too in NumPy: it "
@@ -797,6 +798,7 @@ class Normalizer:
         """`a if c else b`: an if statement assigning one value (only one side runs)."""
         result = self.fresh(target or "t")
         self.locals.add(result)
+        self.internal.add(result)   # (the caller binds the value to the user's name, if any)
         store = lambda: gast.Name(id=result, ctx=gast.Store(), annotation=None, type_comment=None)
         branch = gast.If(test=node.test,
                          body=[gast.Assign(targets=[store()], value=node.body, type_comment=None)],
