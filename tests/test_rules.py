@@ -297,3 +297,19 @@ def test_scalar_type_casts(dtype):
     g = ad.grad(f32)(x64)
     assert g.dtype == np.float64
     np.testing.assert_array_equal(g, 2.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_power_with_a_zero_or_negative_constant_base(dtype):
+    """0.0 ** x crashed the transformation (math.log(0): a ValueError, not a
+    TransformError); 0 ** x is flat for x > 0, so its derivative is 0. A negative base has
+    no real derivative in the exponent: NaN."""
+    x = np.array([0.5, 1.7, 2.0], dtype)
+    f = function_from_source("def f(x):\n    return np.sum(0.0 ** x) + np.sum(x * x)\n")
+    g = ad.grad(f)(x)
+    assert g.dtype == dtype
+    np.testing.assert_allclose(g, 2 * x, rtol=1e-6)
+    np.testing.assert_allclose(ad.hvp(f)(x, np.ones_like(x)), 2 * np.ones(3), rtol=1e-6)
+    h = function_from_source("def f(x):\n    return np.sum((-2.0) ** x)\n")
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(ad.grad(h)(np.array([2.0, 3.0]))).all()

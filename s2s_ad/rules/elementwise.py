@@ -87,7 +87,12 @@ def _power_base(ctx):
 
 def _power_exponent(ctx):
     if ctx.given_number("x"):  # 2.0 ** y: ln 2 as a Python float keeps float32 float32
-        return f"ans * {math.log(ctx.value('x'))!r}"
+        base = ctx.value("x")
+        if base == 0:   # 0 ** y is 0 for y > 0: flat (as JAX has it), not 0 * log(0)
+            return "0.0 * ans"
+        if base < 0:    # (-2.0) ** y has no real derivative in y
+            return "ans * np.nan"
+        return f"ans * {math.log(base)!r}"
     return "ans * np.log(x)"
 
 
