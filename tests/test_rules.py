@@ -313,3 +313,14 @@ def test_power_with_a_zero_or_negative_constant_base(dtype):
     h = function_from_source("def f(x):\n    return np.sum((-2.0) ** x)\n")
     with np.errstate(invalid="ignore"):
         assert np.isnan(ad.grad(h)(np.array([2.0, 3.0]))).all()
+
+
+@pytest.mark.parametrize("shape,axis", [((0,), -1), ((0, 3), 0), ((2, 0), 1), ((1,), -1)])
+def test_diff_over_an_empty_or_single_axis(shape, axis):
+    """np.diff keeps an empty axis empty (not len - 1): its adjoint padded g to length 2
+    and gave a gradient of the wrong shape. A single element has an empty difference."""
+    f = function_from_source(f"def f(x):\n    return np.sum(np.diff(x, axis={axis}) ** 2) + np.sum(x)\n")
+    x = np.ones(shape)
+    assert ad.grad(f)(x).shape == shape
+    np.testing.assert_array_equal(ad.grad(f)(x), np.ones(shape))
+    assert ad.hvp(f)(x, x).shape == shape

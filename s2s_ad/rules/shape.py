@@ -78,6 +78,8 @@ def _diff(ctx):
     if ctx.value("n") != 1 or ctx.given("prepend") or ctx.given("append"):
         raise ctx.error("np.diff with n other than 1, prepend or append is not supported",
                         "apply np.diff n times, or concatenate the values first")
+    if ctx.static("a") and ctx.shape("a")[ctx.value("axis")] == 0:
+        return None   # an empty axis stays empty (no len - 1): a is empty, no contribution
     return ("-np.diff(g, axis=axis, prepend=np.zeros((), g.dtype), "
             "append=np.zeros((), g.dtype))")
 
