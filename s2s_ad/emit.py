@@ -54,7 +54,9 @@ def fast_stmt(op: Op, infos):
         out = infos.get(op.target)
         if a is not None and b is not None and a.kind == b.kind == "array" and a.shape \
                 and b.shape and len(a.shape) > 2 and len(b.shape) == 2 and out.shape:
-            rows = astb.call("np.reshape", [render(op.args[0]), render_shape((-1, a.shape[-1]))])
+            k = a.shape[-1]   # (-1 is ambiguous for an empty last axis: the row count then)
+            lead = -1 if k else int(np.prod(a.shape[:-1]))
+            rows = astb.call("np.reshape", [render(op.args[0]), render_shape((lead, k))])
             product = astb.binop(rows, gast.MatMult(), render(op.args[1]))
             return astb.assign(op.target, astb.call("np.reshape", [product,
                                                                    render_shape(out.shape)]))

@@ -91,13 +91,19 @@ def unbroadcast(g, x):
     return np.reshape(np.sum(g, axis=axes), shape)
 
 
+def _flatten_last(a, k):
+    """`a` with its last k axes made one (their size written out: -1 is ambiguous when
+    another axis is empty)."""
+    return np.reshape(a, a.shape[:a.ndim - k] + (int(np.prod(a.shape[a.ndim - k:])),))
+
+
 def prod_others(a, axis):
     """For each element, the product of the other elements along `axis` (the partial
     derivative of np.prod), from exclusive cumulative products: exact when `a` has zeros."""
     axes = axis if isinstance(axis, tuple) else (axis,)
     axes = tuple(ax % a.ndim for ax in axes)
     moved = np.moveaxis(a, axes, tuple(range(a.ndim - len(axes), a.ndim)))
-    flat = np.reshape(moved, moved.shape[:a.ndim - len(axes)] + (-1,))
+    flat = _flatten_last(moved, len(axes))
     ones = np.ones_like(flat[..., :1])
     left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
     right = np.flip(np.cumprod(np.concatenate([ones, np.flip(flat[..., 1:], -1)], axis=-1),
@@ -113,7 +119,7 @@ def prod_others_tangent(a, a_dot, axis):
     axes = tuple(ax % a.ndim for ax in axes)
     last = tuple(range(a.ndim - len(axes), a.ndim))
     moved = np.moveaxis(a, axes, last)
-    flat = np.reshape(moved, moved.shape[:a.ndim - len(axes)] + (-1,))
+    flat = _flatten_last(moved, len(axes))
     flat_dot = np.reshape(np.moveaxis(a_dot, axes, last), flat.shape)
     out = np.zeros_like(flat)
     for i in range(flat.shape[-1]):

@@ -324,3 +324,17 @@ def test_diff_over_an_empty_or_single_axis(shape, axis):
     assert ad.grad(f)(x).shape == shape
     np.testing.assert_array_equal(ad.grad(f)(x), np.ones(shape))
     assert ad.hvp(f)(x, x).shape == shape
+
+
+@pytest.mark.parametrize("k,m", [(0, 2), (3, 0)])
+def test_batched_matmul_with_an_empty_axis(k, m):
+    """A batch of rows times a matrix is written as one 2-D product, reshaped with -1
+    rows; with an empty axis -1 is ambiguous (a ValueError in the generated code, and in
+    prod_others' flattening for np.prod): the row count is written out there."""
+    f = function_from_source("def f(x, w):\n    return np.sum(np.tanh(x @ w)) + "
+                             "np.sum(np.prod(x, axis=-1)) + np.sum(x * x)\n")
+    x, w = np.ones((2, 3, k)), np.ones((k, m))
+    gx, gw = ad.grad(f, wrt=(0, 1))(x, w)
+    assert gx.shape == x.shape and gw.shape == w.shape
+    assert ad.hvp(f)(x, w, x).shape == x.shape
+    np.testing.assert_allclose(ad.jvp(f)(x, w, x)[0], f(x, w))

@@ -32,12 +32,18 @@ def _matmul_a(ctx):
     if na > 2 and nb == 2 and ctx.static("a"):
         # A batch of rows times a matrix: as one 2-D product (faster in NumPy).
         m = ctx.shape("b")[1]
-        return f"np.reshape(np.reshape(g, (-1, {m})) @ b.T, {ctx.shape('a')})"
+        return f"np.reshape(np.reshape(g, ({_rows(ctx, m)}, {m})) @ b.T, {ctx.shape('a')})"
     if na >= 2 and nb >= 2:
         n, k = ctx.shape("a")[-2:]
         return f"g @ {_swap('b', nb)}", _batched_shape(ctx, n, k)
     raise ctx.error("matmul of a 1-D array with a batched (3-D or more) array is not supported",
                     "add the missing axis with x[..., None] or x[None, :] first")
+
+
+def _rows(ctx, width):
+    """The row count of a batch of rows of `width`: -1, or written out where the width is
+    0 (-1 is ambiguous for an empty array)."""
+    return -1 if width else int(np.prod(ctx.shape("a")[:-1]))
 
 
 def _matmul_b(ctx):
@@ -53,7 +59,8 @@ def _matmul_b(ctx):
     if na > 2 and nb == 2 and ctx.static("a"):
         # A weight applied to a batch: one matrix product over all rows, as by hand.
         k, m = ctx.shape("b")
-        return f"np.reshape(a, (-1, {k})).T @ np.reshape(g, (-1, {m}))"
+        return (f"np.reshape(a, ({_rows(ctx, k)}, {k})).T @ "
+                f"np.reshape(g, ({_rows(ctx, m)}, {m}))")
     if na >= 2 and nb >= 2:
         k, m = ctx.shape("b")[-2:]
         return f"{_swap('a', na)} @ g", _batched_shape(ctx, k, m)
