@@ -205,8 +205,8 @@ class ReverseMode:
         for key in list(self.contribs):
             self.flush(key)
         done = self.finalize(name)
-        if done is None:
-            return []
+        if done is None:   # (no adjoint reaches the loop: keep what was flushed above)
+            return [(self.p.where(loop), self.stmts)] if self.stmts else []
         stmts, product = loopjac_backward(self, loop, name)
         self.pushes[loop.index] = [name]
         bar = self.bar(name)

@@ -767,3 +767,18 @@ def test_regression_linspace_end_points(expr, n, dtype):
     x = np.array([0.3, 1.2], dtype)
     c = np.linspace(0.5, 1.5, n).astype(dtype)
     check_derivatives(source, [x, c], wrt=(0,), oracle="fd")
+
+
+def test_regression_loop_whose_result_gets_no_adjoint():
+    """An elementwise loop whose result reaches the output only through a mean over an
+    empty array (no contribution): its backward step returned nothing, dropping the
+    contributions written out just before it, and the gradient named undefined adjoints
+    (a NameError). Found by random programs with an empty leading axis."""
+    f = compiled("def f(x, y):\n    v = x\n    for i in range(2):\n"
+                 "        v = 0.5 * v + 0.4 * np.sin(v)\n"
+                 "    w = np.reshape(np.sum(x ** 3), (1, 1)) * y\n"
+                 "    return np.mean(v - x) + np.sum(np.tanh(w))\n")
+    x = np.zeros((0, 1, 1))
+    with np.errstate(all="ignore"):
+        gx, gy = ad.grad(f, wrt=(0, 1))(x, 0.5)
+    assert gx.shape == (0, 1, 1) and gy == 0.0
