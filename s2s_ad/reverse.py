@@ -551,9 +551,10 @@ class ReverseMode:
         """Reduce a contribution back to its argument's shape (undo broadcasting)."""
         xs = arg_info.shape if arg_info.kind == "array" else ()
         cs = c.shape
-        if cs == xs or cs == ():
+        if cs == xs and cs is not None or cs == ():
             return c
-        if cs is None or xs is None:
+        if cs is None or xs is None:   # (two unknown shapes may differ: a carried value
+            # broadcast bigger in the loop, x / y with y of shape (2, 1))
             var = key if isinstance(key, str) else None
             return Contribution(astb.call("unbroadcast", [c.expr, astb.name(var)]), xs)
         padded = (1,) * (len(xs) - len(cs)) + tuple(cs)

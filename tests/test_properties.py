@@ -782,3 +782,16 @@ def test_regression_loop_whose_result_gets_no_adjoint():
     with np.errstate(all="ignore"):
         gx, gy = ad.grad(f, wrt=(0, 1))(x, 0.5)
     assert gx.shape == (0, 1, 1) and gy == 0.0
+
+
+def test_regression_carried_value_broadcast_bigger_in_a_loop():
+    """v / (1 + w * w) with v (2, 1, 3) and w (2, 1) makes v (2, 2, 3) from the first
+    iteration on: the carried value's shape is unknown (dynamic), and an adjoint of
+    unknown shape was taken to fit an argument of unknown shape, with no reduction: the
+    gradient came out (2, 2, 3) for x of shape (2, 1, 3), its values wrong."""
+    source = ("def f(x):\n    w = x[..., -1]\n    v = np.log(1.0 + x ** 2)\n"
+              "    for i in range(2):\n        v = v / (1.0 + w * w) * np.cos(v)\n"
+              "    return np.mean(v)\n")
+    x = np.random.default_rng(0).normal(size=(2, 1, 3))
+    assert ad.grad(compiled(source))(x).shape == x.shape
+    check_derivatives(source, [x], wrt=(0,))
