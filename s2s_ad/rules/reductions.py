@@ -31,6 +31,11 @@ def _count(ctx, axes):
     return int(np.prod([shape[a] for a in axes])) if axes else 1
 
 
+# The count a mean or variance divides by, where shapes are known only at run time; an
+# empty `a` (0 // 0, or a division by 0) would raise, though its adjoint is empty anyway.
+RUNTIME_COUNT = "(max(a.size, 1) // max(ans.size, 1))"
+
+
 def _over_nothing(ctx, axes):
     """A reduction over an empty axis (a mean or variance of NaN): `a` is empty, so its
     adjoint contributes nothing (the rule returns None); a literal count of 0 in the
@@ -75,7 +80,7 @@ def _sum_adjoint(ctx):
 def _mean_adjoint(ctx):
     axes = reduced_axes(ctx)
     if not ctx.static("a"):
-        n = "(a.size // ans.size)"
+        n = RUNTIME_COUNT
     else:
         n = str(_count(ctx, axes))
         if _over_nothing(ctx, axes):
@@ -107,7 +112,7 @@ def _var_adjoint(ctx, std=False):
         return None
     if _no_degrees_of_freedom(ctx, axes):
         return "a * np.nan"   # (read from a: its own derivative, in hvp, is NaN too)
-    n = _count(ctx, axes) if ctx.static("a") else "(a.size // ans.size)"
+    n = _count(ctx, axes) if ctx.static("a") else RUNTIME_COUNT
     ddof = ctx.value("ddof")
     denom = f"({n} - {ddof})" if ddof else f"{n}"
     centred = f"(a - np.mean(a, axis={_axis_text(axes)}, keepdims=True))"
@@ -132,7 +137,7 @@ def _var_tangent(ctx, std=False):
     axes = reduced_axes(ctx)
     if _over_nothing(ctx, axes) or _no_degrees_of_freedom(ctx, axes):
         return "np.full_like(ans, np.nan)"   # as undefined as the value
-    n = _count(ctx, axes) if ctx.static("a") else "(a.size // ans.size)"
+    n = _count(ctx, axes) if ctx.static("a") else RUNTIME_COUNT
     ddof = ctx.value("ddof")
     denom = f"({n} - {ddof})" if ddof else f"{n}"
     ax = _axis_text(axes)
