@@ -795,3 +795,14 @@ def test_regression_carried_value_broadcast_bigger_in_a_loop():
     x = np.random.default_rng(0).normal(size=(2, 1, 3))
     assert ad.grad(compiled(source))(x).shape == x.shape
     check_derivatives(source, [x], wrt=(0,))
+
+
+def test_regression_mean_of_an_empty_carried_value():
+    """A mean whose count is known only at run time (of a loop-carried value of changing
+    shape) divided by a.size // ans.size: 1.0 / 0 for an empty array (ZeroDivisionError)."""
+    f = compiled("def f(x):\n    w = x[..., -1]\n    v = x * 1.0\n    for i in range(2):\n"
+                 "        v = v / (1.0 + w * w) * np.cos(v)\n    return np.mean(v) + np.sum(x)\n")
+    x = np.zeros((0, 1, 3))
+    with np.errstate(all="ignore"):
+        value, grad = ad.value_and_grad(f)(x)
+    assert np.isnan(value) and grad.shape == x.shape
