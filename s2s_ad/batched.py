@@ -41,7 +41,7 @@ from .primitives import ASTYPE, COPY, EFFECTS, INDEX, TRANSPOSE_T, UNRECORDED
 from .rules import lookup
 from .rules.context import RuleContext
 from .rules.linalg import parse_subscripts
-from .rules.reductions import reduced_axes
+from .rules.reductions import reduced_axes, undefined_variance
 
 
 class NotBatchable(Exception):
@@ -251,10 +251,10 @@ def _var(mode, op, ctx, bound, std=False):
     axes = reduced_axes(ctx)
     if not axes:
         raise NotBatchable("np.var / np.std over no axis")
+    if undefined_variance(ctx, axes):   # NaN: pushed one direction at a time, by the rule
+        raise NotBatchable("np.var / np.std over an empty axis or with ddof at least the count")
     n = int(np.prod([ctx.shape("a")[i] for i in axes]))
     ddof = ctx.value("ddof")
-    if (ddof or 0) >= n:   # (an empty axis too) NaN: left to the tangent rule, which says so
-        raise NotBatchable("np.var / np.std with ddof at least the count")
     denom = f"({n} - {ddof})" if ddof else f"{n}"
     ax = str(axes[0]) if len(axes) == 1 else str(axes)
     inner = (f"np.sum((a - np.mean(a, axis={ax}, keepdims=True)) * a_dot, "

@@ -46,6 +46,12 @@ def op_expr(op: Op):
     return astb.call(op.callee or spell(prim), args, kwargs)
 
 
+def row_count(lead_shape, width):
+    """Rows of a batch of rows of `width` reshaped to 2-D: -1, or written out where the
+    width is 0 (-1 is ambiguous for an empty array)."""
+    return -1 if width else int(np.prod(lead_shape))
+
+
 def fast_stmt(op: Op, infos):
     """op_stmt, with what NumPy computes faster written out: a batch of rows times a
     matrix as one 2-D product ((B, T, C) @ (C, D) is slower than (B*T, C) @ (C, D))."""
@@ -54,9 +60,9 @@ def fast_stmt(op: Op, infos):
         out = infos.get(op.target)
         if a is not None and b is not None and a.kind == b.kind == "array" and a.shape \
                 and b.shape and len(a.shape) > 2 and len(b.shape) == 2 and out.shape:
-            k = a.shape[-1]   # (-1 is ambiguous for an empty last axis: the row count then)
-            lead = -1 if k else int(np.prod(a.shape[:-1]))
-            rows = astb.call("np.reshape", [render(op.args[0]), render_shape((lead, k))])
+            k = a.shape[-1]
+            rows = astb.call("np.reshape", [render(op.args[0]),
+                                            render_shape((row_count(a.shape[:-1], k), k))])
             product = astb.binop(rows, gast.MatMult(), render(op.args[1]))
             return astb.assign(op.target, astb.call("np.reshape", [product,
                                                                    render_shape(out.shape)]))

@@ -321,10 +321,7 @@ class ReverseMode:
         rule = lookup(op.prim)
         if rule.nondiff:  # a constant (the start value of a carried sum: np.zeros(...))
             return
-        try:
-            bound = rule.bind(op.args, op.kwargs)
-        except TypeError as exc:
-            raise self.error(op, str(exc), getattr(exc, "advice", None)) from None
+        bound = rule.bind(op.args, op.kwargs)   # (the normalizer checked the call)
         for param, atom in bound.items():
             if isinstance(atom, Seq) or (isinstance(atom, Var) and param in rule.sequence
                                          and self.infos[atom.name].kind in ("list", "tuple")):

@@ -59,6 +59,8 @@ REFUSED = [
     ("def f(x):\n    y = np.linspace(x[0], x[1], 3, retstep=True)\n    return np.sum(y[0])\n",
      "retstep"),
     ("def f(x):\n    y = np.diff(x, n=2)\n    return np.sum(y * y)\n", "np.diff with n"),
+    ("def f(x):\n    y = np.linspace(x[:2], 1.0, 3)\n    return np.sum(y * y)\n",
+     "array end points"),
     # arguments a rule does not take: refused once, at normalization, for every mode (jvp
     # met them as a bare TypeError)
     ("def f(x):\n    return np.sum(x * x, where=x > 0)\n", "no argument `where`"),

@@ -24,9 +24,10 @@ defrule(np.full, "shape, fill_value, dtype=None", linear=("fill_value",),
         adjoint={"fill_value": lambda ctx: ("g", ctx.shape("ans"))}, lazy_g="through")
 
 
-def _linspace_weights(at_start):
-    """linspace(a, b, n) == a * linspace(1, 0, n) + b * linspace(0, 1, n) (endpoint too)."""
-    def weights(ctx):
+def _linspace(at_start, form):
+    """linspace(a, b, n) == a * linspace(1, 0, n) + b * linspace(0, 1, n): `form` (the
+    adjoint's or the tangent's) of those weights, in the result's dtype."""
+    def rule(ctx):
         if ctx.value("retstep"):
             raise ctx.error("np.linspace(..., retstep=True) is not supported",
                             "compute the step yourself: (stop - start) / (num - 1)")
@@ -34,20 +35,14 @@ def _linspace_weights(at_start):
             raise ctx.error("np.linspace with array end points is not supported",
                             "use scalar end points, or start + (stop - start) * t with "
                             "t = np.linspace(0.0, 1.0, num)")
-        return (f"np.linspace({'1.0, 0.0' if at_start else '0.0, 1.0'}, num, endpoint=endpoint, "
-                "dtype=ans.dtype)")
-    return weights
-
-
-def _linspace_adjoint(at_start):
-    return lambda ctx: f"np.sum(g * {_linspace_weights(at_start)(ctx)})"
-
-
-def _linspace_tangent(at_start):
-    name = "start" if at_start else "stop"
-    return lambda ctx: f"{name}_dot * {_linspace_weights(at_start)(ctx)}"
+        ends = "1.0, 0.0" if at_start else "0.0, 1.0"
+        endpoint = "" if ctx.value("endpoint") else ", endpoint=False"
+        return form.format(f"np.linspace({ends}, num{endpoint}, dtype=ans.dtype)")
+    return rule
 
 
 defrule(np.linspace, "start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0",
-        adjoint={"start": _linspace_adjoint(True), "stop": _linspace_adjoint(False)},
-        tangent={"start": _linspace_tangent(True), "stop": _linspace_tangent(False)})
+        adjoint={"start": _linspace(True, "np.sum(g * {})"),
+                 "stop": _linspace(False, "np.sum(g * {})")},
+        tangent={"start": _linspace(True, "start_dot * {}"),
+                 "stop": _linspace(False, "stop_dot * {}")})

@@ -6,6 +6,7 @@ specialised on the operands' ranks, so 2-D code reads `g @ b.T` as a person woul
 """
 import numpy as np
 
+from ..emit import row_count
 from .registry import defrule
 
 
@@ -41,9 +42,7 @@ def _matmul_a(ctx):
 
 
 def _rows(ctx, width):
-    """The row count of a batch of rows of `width`: -1, or written out where the width is
-    0 (-1 is ambiguous for an empty array)."""
-    return -1 if width else int(np.prod(ctx.shape("a")[:-1]))
+    return row_count(ctx.shape("a")[:-1], width)
 
 
 def _matmul_b(ctx):

@@ -50,6 +50,12 @@ def _no_degrees_of_freedom(ctx, axes):
     return ctx.static("a") and (ctx.value("ddof") or 0) >= _count(ctx, axes) > 0
 
 
+def undefined_variance(ctx, axes):
+    """A variance (or std) whose every derivative is NaN, like its value: over an empty
+    axis, or with ddof at least the count. (Batched forward mode leaves it to this rule.)"""
+    return _over_nothing(ctx, axes) or _no_degrees_of_freedom(ctx, axes)
+
+
 def kept(ctx, name, axes):
     """`name` (a reduction's g or ans) with the reduced axes put back as size 1."""
     if ctx.value("keepdims") or len(axes) == ctx.ndim("a") or not axes:
@@ -135,7 +141,7 @@ def _prod_tangent(ctx):
 
 def _var_tangent(ctx, std=False):
     axes = reduced_axes(ctx)
-    if _over_nothing(ctx, axes) or _no_degrees_of_freedom(ctx, axes):
+    if undefined_variance(ctx, axes):
         return "np.full_like(ans, np.nan)"   # as undefined as the value
     n = _count(ctx, axes) if ctx.static("a") else RUNTIME_COUNT
     ddof = ctx.value("ddof")
